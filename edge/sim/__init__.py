@@ -1,0 +1,1 @@
+"""Dual-energy X-ray simulator: bags, threats, clutter, scanner physics, COCO writer."""
