@@ -26,12 +26,16 @@ class Detections:
     class_ids: npt.NDArray[np.int64]
 
     def __post_init__(self) -> None:
-        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4) if np.size(
-            self.boxes
-        ) else np.zeros((0, 4), np.float32)
+        boxes = (
+            np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+            if np.size(self.boxes)
+            else np.zeros((0, 4), np.float32)
+        )
         scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
-        if np.ndim(self.boxes) not in (1, 2) or (np.size(self.boxes) and np.shape(self.boxes)[-1] != 4):
+        if np.ndim(self.boxes) not in (1, 2) or (
+            np.size(self.boxes) and np.shape(self.boxes)[-1] != 4
+        ):
             raise BadInputError(f"boxes: expected shape (N, 4), got {np.shape(self.boxes)}")
         n = boxes.shape[0]
         if scores.shape[0] != n or class_ids.shape[0] != n:
@@ -88,12 +92,18 @@ class Frame:
                 raise BadInputError(
                     f"frame: expected high channel (H, W) uint16, got {self.high.shape} {self.high.dtype}"
                 )
-            if self.low is not None and (self.low.shape != self.high.shape or self.low.dtype != np.uint16):
+            if self.low is not None and (
+                self.low.shape != self.high.shape or self.low.dtype != np.uint16
+            ):
                 raise BadInputError(
                     f"frame: expected low channel {self.high.shape} uint16, got {self.low.shape} {self.low.dtype}"
                 )
-        if self.rgb is not None and (self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8):
-            raise BadInputError(f"frame: expected RGB (H, W, 3) uint8, got {self.rgb.shape} {self.rgb.dtype}")
+        if self.rgb is not None and (
+            self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8
+        ):
+            raise BadInputError(
+                f"frame: expected RGB (H, W, 3) uint8, got {self.rgb.shape} {self.rgb.dtype}"
+            )
 
     @property
     def shape(self) -> tuple[int, int]:

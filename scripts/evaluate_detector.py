@@ -48,8 +48,9 @@ def low_threshold_copy(model_dir: Path, tmp: Path) -> Path:
     return dest
 
 
-def run_bags(detector: Detector, count: int, seed: int, threat_ratio: float
-             ) -> tuple[dict[str, Any], list[dict[str, Any]], list[BagOutcome], float]:
+def run_bags(
+    detector: Detector, count: int, seed: int, threat_ratio: float
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[BagOutcome], float]:
     """Simulate and screen `count` bags; COCO ground truth, results, bag outcomes, ms/frame."""
     classes = detector.class_names
     images, annotations, results, outcomes = [], [], [], []
@@ -64,8 +65,14 @@ def run_bags(detector: Detector, count: int, seed: int, threat_ratio: float
         det = run.detections
         for box, score, cid in zip(det.boxes, det.scores, det.class_ids, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
-            results.append({"image_id": i + 1, "category_id": int(cid) + 1,
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+            results.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": int(cid) + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                }
+            )
         truth = [classes.index(a.label) for a in sim.annotations]
         outcomes.append(bag_outcome(truth, det.class_ids, det.scores, len(classes)))
     for k, ann in enumerate(annotations, start=1):
@@ -74,7 +81,9 @@ def run_bags(detector: Detector, count: int, seed: int, threat_ratio: float
     return gt, results, outcomes, float(np.median(infer_ms))
 
 
-def coco_map(gt: dict[str, Any], results: list[dict[str, Any]]) -> tuple[list[float], dict[str, float]]:
+def coco_map(
+    gt: dict[str, Any], results: list[dict[str, Any]]
+) -> tuple[list[float], dict[str, float]]:
     """pycocotools' twelve summary figures and AP@0.5 per class."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -97,7 +106,9 @@ def coco_map(gt: dict[str, Any], results: list[dict[str, Any]]) -> tuple[list[fl
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "demo-xray-det")
     ap.add_argument("--count", type=int, default=600)
     ap.add_argument("--seed", type=int, default=9_000_000)
@@ -105,7 +116,9 @@ def main() -> int:
     ap.add_argument("--calibrate", type=int, default=0, help="validation bags for thresholds")
     ap.add_argument("--calibrate-seed", type=int, default=8_000_000)
     ap.add_argument("--target-pd", type=float, default=0.95)
-    ap.add_argument("--write", action="store_true", help="store calibrated thresholds in the manifest")
+    ap.add_argument(
+        "--write", action="store_true", help="store calibrated thresholds in the manifest"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
@@ -116,33 +129,54 @@ def main() -> int:
         detector = Detector.load(low_threshold_copy(args.model, Path(tmp)))
         classes = detector.class_names
         if args.calibrate:
-            _, _, val_outcomes, _ = run_bags(detector, args.calibrate, args.calibrate_seed, args.threat_ratio)
+            _, _, val_outcomes, _ = run_bags(
+                detector, args.calibrate, args.calibrate_seed, args.threat_ratio
+            )
             thresholds = choose_thresholds(val_outcomes, classes, args.target_pd)
             val = bag_figures(val_outcomes, classes, thresholds)
-            print(f"calibrated on {args.calibrate} bags (seeds {args.calibrate_seed}+): {thresholds}; "
-                  f"validation Pd {val.pd} Pfa {val.pfa:.3f}")
+            print(
+                f"calibrated on {args.calibrate} bags (seeds {args.calibrate_seed}+): {thresholds}; "
+                f"validation Pd {val.pd} Pfa {val.pfa:.3f}"
+            )
             if args.write:
                 manifest["thresholds"] = {"default": min(thresholds.values()), **thresholds}
                 manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
                 print(f"wrote thresholds to {manifest_path}")
-        gt, results, outcomes, median_ms = run_bags(detector, args.count, args.seed, args.threat_ratio)
+        gt, results, outcomes, median_ms = run_bags(
+            detector, args.count, args.seed, args.threat_ratio
+        )
     stats, ap50 = coco_map(gt, results)
     figures = bag_figures(outcomes, classes, manifest["thresholds"])
     report = {
         "model": f"{manifest['name']}@{manifest['version']}",
-        "test_set": {"count": args.count, "seed": args.seed, "threat_ratio": args.threat_ratio,
-                     "threat_bags": sum(1 for o in outcomes if o.true_classes),
-                     "clean_bags": figures.pfa_counts[1]},
-        "coco_stats": stats, "map50": stats[1], "map": stats[0], "ap50_per_class": ap50,
+        "test_set": {
+            "count": args.count,
+            "seed": args.seed,
+            "threat_ratio": args.threat_ratio,
+            "threat_bags": sum(1 for o in outcomes if o.true_classes),
+            "clean_bags": figures.pfa_counts[1],
+        },
+        "coco_stats": stats,
+        "map50": stats[1],
+        "map": stats[0],
+        "ap50_per_class": ap50,
         "thresholds": manifest["thresholds"],
-        "pd": figures.pd, "pd_counts": figures.pd_counts, "pfa": figures.pfa,
-        "pfa_counts": figures.pfa_counts, "median_detect_ms": median_ms,
+        "pd": figures.pd,
+        "pd_counts": figures.pd_counts,
+        "pfa": figures.pfa,
+        "pfa_counts": figures.pfa_counts,
+        "median_detect_ms": median_ms,
         "seconds": round(time.time() - start, 1),
     }
     print(f"mAP@0.5 {stats[1]:.4f}  mAP@[.5:.95] {stats[0]:.4f}")
     print("AP@0.5 per class: " + ", ".join(f"{k} {v:.3f}" for k, v in ap50.items()))
-    print("Pd per class: " + ", ".join(f"{k} {v:.3f} ({figures.pd_counts[k][0]}/{figures.pd_counts[k][1]})"
-                                       for k, v in figures.pd.items()))
+    print(
+        "Pd per class: "
+        + ", ".join(
+            f"{k} {v:.3f} ({figures.pd_counts[k][0]}/{figures.pd_counts[k][1]})"
+            for k, v in figures.pd.items()
+        )
+    )
     print(f"Pfa {figures.pfa:.3f} ({figures.pfa_counts[0]}/{figures.pfa_counts[1]} clean bags)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

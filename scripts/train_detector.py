@@ -55,7 +55,9 @@ def letterbox_params(h: int, w: int, size: int) -> tuple[float, int, int, int, i
     return r, nw, nh, int(round(dw - 0.1)), int(round(dh - 0.1))
 
 
-def render_bag(seed: int, class_weights: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_bag(
+    seed: int, class_weights: list[float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A simulated bag as pseudo-colour (H, W, 3), boxes (K, 4) xyxy and class ids (K,).
 
     `class_weights` (one per class) draws the threat class of threat bags with those odds,
@@ -73,8 +75,12 @@ def render_bag(seed: int, class_weights: list[float] | None = None) -> tuple[np.
     return rgb, boxes, labels
 
 
-def make_sample(bag: tuple[np.ndarray, np.ndarray, np.ndarray], size: int, rng: np.random.Generator,
-                augment: bool) -> tuple[np.ndarray, np.ndarray]:
+def make_sample(
+    bag: tuple[np.ndarray, np.ndarray, np.ndarray],
+    size: int,
+    rng: np.random.Generator,
+    augment: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """One training image (3, size, size) uint8 and its targets (K, 5): class, x1, y1, x2, y2."""
     rgb, boxes, labels = bag
     h, w = rgb.shape[:2]
@@ -89,8 +95,9 @@ def make_sample(bag: tuple[np.ndarray, np.ndarray, np.ndarray], size: int, rng: 
         r = min(nw / w, nh / h)
         left, top = int(rng.integers(0, size - nw + 1)), int(rng.integers(0, size - nh + 1))
     canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
-    canvas[top:top + nh, left:left + nw] = cv2.resize(np.ascontiguousarray(rgb), (nw, nh),
-                                                      interpolation=cv2.INTER_LINEAR)
+    canvas[top : top + nh, left : left + nw] = cv2.resize(
+        np.ascontiguousarray(rgb), (nw, nh), interpolation=cv2.INTER_LINEAR
+    )
     boxes = boxes * r + [left, top, left, top]
     targets = np.concatenate([labels[:, None], boxes], axis=1).astype(np.float32)
     return canvas.transpose(2, 0, 1).copy(), targets
@@ -99,7 +106,9 @@ def make_sample(bag: tuple[np.ndarray, np.ndarray, np.ndarray], size: int, rng: 
 class SimStream(torch.utils.data.IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
     """Endless simulated bags; each worker renders its own disjoint seeds."""
 
-    def __init__(self, size: int, seed_base: int, views: int, class_weights: list[float] | None) -> None:
+    def __init__(
+        self, size: int, seed_base: int, views: int, class_weights: list[float] | None
+    ) -> None:
         self.class_weights = class_weights
         self.size = size
         self.seed_base = seed_base
@@ -121,7 +130,9 @@ class SimStream(torch.utils.data.IterableDataset[tuple[torch.Tensor, torch.Tenso
 
 def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.stack([b[0] for b in batch])
-    targets = [torch.cat([torch.full((len(b[1]), 1), float(i)), b[1]], dim=1) for i, b in enumerate(batch)]
+    targets = [
+        torch.cat([torch.full((len(b[1]), 1), float(i)), b[1]], dim=1) for i, b in enumerate(batch)
+    ]
     return images, torch.cat(targets) if targets else torch.zeros((0, 6))
 
 
@@ -130,7 +141,9 @@ def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
 
 class ConvBN(nn.Sequential):
     def __init__(self, cin: int, cout: int, k: int = 3, s: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.SiLU())
+        super().__init__(
+            nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.SiLU()
+        )
 
 
 class Residual(nn.Module):
@@ -164,11 +177,15 @@ class XrayDet(nn.Module):
         self.fuse3 = nn.Sequential(ConvBN(c3 * 2, c3, 1), Residual(c3))
         self.heads = nn.ModuleList()
         for c in (c3, c4, c5):
-            self.heads.append(nn.ModuleDict({
-                "stem": nn.Sequential(ConvBN(c, c, 3), ConvBN(c, c, 3)),
-                "cls": nn.Conv2d(c, num_classes, 1),
-                "reg": nn.Conv2d(c, 4, 1),
-            }))
+            self.heads.append(
+                nn.ModuleDict(
+                    {
+                        "stem": nn.Sequential(ConvBN(c, c, 3), ConvBN(c, c, 3)),
+                        "cls": nn.Conv2d(c, num_classes, 1),
+                        "reg": nn.Conv2d(c, 4, 1),
+                    }
+                )
+            )
         prior = -math.log((1 - 0.01) / 0.01)
         for head in self.heads:
             nn.init.constant_(head["cls"].bias, prior)  # type: ignore[index]
@@ -194,7 +211,9 @@ class XrayDet(nn.Module):
 
 
 def grid_centres(h: int, w: int, stride: int, device: torch.device) -> torch.Tensor:
-    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
+    )
     return torch.stack([(xs.reshape(-1) + 0.5) * stride, (ys.reshape(-1) + 0.5) * stride], dim=1)
 
 
@@ -205,7 +224,9 @@ class ExportWrapper(nn.Module):
         super().__init__()
         self.model = model
         for i, s in enumerate(STRIDES):
-            self.register_buffer(f"centres{i}", grid_centres(size // s, size // s, s, torch.device("cpu")))
+            self.register_buffer(
+                f"centres{i}", grid_centres(size // s, size // s, s, torch.device("cpu"))
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = []
@@ -218,7 +239,11 @@ class ExportWrapper(nn.Module):
             x2 = centres[:, 0] + reg[:, 2]
             y2 = centres[:, 1] + reg[:, 3]
             box = torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=1)
-            outs.append(torch.cat([box, torch.sigmoid(cls.flatten(2))], dim=1).reshape(b, -1, centres.shape[0]))
+            outs.append(
+                torch.cat([box, torch.sigmoid(cls.flatten(2))], dim=1).reshape(
+                    b, -1, centres.shape[0]
+                )
+            )
         return torch.cat(outs, dim=2)
 
 
@@ -241,8 +266,12 @@ def box_iou_giou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
 RANGES = ((0.0, 64.0), (64.0, 128.0), (128.0, 1e8))
 
 
-def detection_loss(outputs: list[tuple[torch.Tensor, torch.Tensor]], targets: torch.Tensor,
-                   batch: int, num_classes: int) -> tuple[torch.Tensor, dict[str, float]]:
+def detection_loss(
+    outputs: list[tuple[torch.Tensor, torch.Tensor]],
+    targets: torch.Tensor,
+    batch: int,
+    num_classes: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """FCOS-style assignment (scale ranges, centre sampling), quality focal + GIoU losses."""
     device = outputs[0][0].device
     cls_all, box_all, ctr_all, stride_all, lo_all, hi_all = [], [], [], [], [], []
@@ -270,11 +299,11 @@ def detection_loss(outputs: list[tuple[torch.Tensor, torch.Tensor]], targets: to
             continue
         gboxes = gt[:, 2:6]
         labels = gt[:, 1].long()
-        l = centres[:, None, 0] - gboxes[None, :, 0]
+        left = centres[:, None, 0] - gboxes[None, :, 0]
         t = centres[:, None, 1] - gboxes[None, :, 1]
         r = gboxes[None, :, 2] - centres[:, None, 0]
         bm = gboxes[None, :, 3] - centres[:, None, 1]
-        ltrb = torch.stack([l, t, r, bm], dim=2)  # (N, G, 4)
+        ltrb = torch.stack([left, t, r, bm], dim=2)  # (N, G, 4)
         inside = ltrb.min(dim=2).values > 0
         gc = (gboxes[:, :2] + gboxes[:, 2:]) / 2
         radius = strides[:, None] * 2.5
@@ -298,7 +327,9 @@ def detection_loss(outputs: list[tuple[torch.Tensor, torch.Tensor]], targets: to
         pos_gt.append(gb)
     num_pos = max(1.0, float(sum(len(p) for p in pos_pred)))
     prob = logits.sigmoid()
-    qfl = F.binary_cross_entropy_with_logits(logits, cls_target, reduction="none") * (prob - cls_target).abs().pow(2)
+    qfl = F.binary_cross_entropy_with_logits(logits, cls_target, reduction="none") * (
+        prob - cls_target
+    ).abs().pow(2)
     loss_cls = qfl.sum() / num_pos
     if pos_pred:
         _, giou = box_iou_giou(torch.cat(pos_pred), torch.cat(pos_gt))
@@ -325,7 +356,11 @@ def export(model: XrayDet, size: int, out: Path, thresholds: dict[str, float]) -
     wrapper = ExportWrapper(model.cpu().eval(), size).eval()
     dummy = torch.zeros(1, 3, size, size)
     onnx_path = out / "model.onnx"
-    kwargs: dict[str, Any] = {"input_names": ["images"], "output_names": ["output0"], "opset_version": 17}
+    kwargs: dict[str, Any] = {
+        "input_names": ["images"],
+        "output_names": ["output0"],
+        "opset_version": 17,
+    }
     try:
         torch.onnx.export(wrapper, (dummy,), str(onnx_path), dynamo=False, **kwargs)
     except TypeError:  # older torch without the dynamo switch
@@ -334,12 +369,24 @@ def export(model: XrayDet, size: int, out: Path, thresholds: dict[str, float]) -
         "name": "demo-xray-det",
         "version": "1.0.0",
         "classes": CLASSES,
-        "input": {"width": size, "height": size, "representation": "pseudocolor", "layout": "NCHW",
-                  "scale": 1 / 255, "mean": None, "std": None, "letterbox": True, "pad_value": PAD_VALUE},
+        "input": {
+            "width": size,
+            "height": size,
+            "representation": "pseudocolor",
+            "layout": "NCHW",
+            "scale": 1 / 255,
+            "mean": None,
+            "std": None,
+            "letterbox": True,
+            "pad_value": PAD_VALUE,
+        },
         "output": {"format": "yolov8", "nms_iou": 0.5},
         "thresholds": thresholds,
         "sha256": {"model.onnx": sha256_file(onnx_path)},
-        "training": {"script": "scripts/train_detector.py", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "training": {
+            "script": "scripts/train_detector.py",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -348,10 +395,14 @@ def export(model: XrayDet, size: int, out: Path, thresholds: dict[str, float]) -
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "demo-xray-det")
     ap.add_argument("--minutes", type=float, default=85.0, help="wall-clock training budget")
-    ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: budget only)")
+    ap.add_argument(
+        "--steps", type=int, default=0, help="stop after this many steps (0: budget only)"
+    )
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--width", type=int, default=32, help="channel width of the network")
@@ -361,8 +412,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", type=Path, help="start from these weights (a .pt state dict)")
     ap.add_argument("--warmup", type=int, default=300, help="linear learning-rate warm-up steps")
-    ap.add_argument("--class-weights", type=float, nargs=len(CLASSES), metavar="W",
-                    help=f"odds of each threat class in threat bags, in the order {CLASSES}")
+    ap.add_argument(
+        "--class-weights",
+        type=float,
+        nargs=len(CLASSES),
+        metavar="W",
+        help=f"odds of each threat class in threat bags, in the order {CLASSES}",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--views", type=int, default=2, help="augmented views per rendered bag")
     ap.add_argument("--log-every", type=int, default=50)
@@ -378,16 +434,26 @@ def main() -> int:
         print(f"resumed from {args.resume}", flush=True)
     model = model.to(device)
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: {params / 1e6:.2f} M parameters, device {device}, workers {args.workers}", flush=True)
+    print(
+        f"model: {params / 1e6:.2f} M parameters, device {device}, workers {args.workers}",
+        flush=True,
+    )
     loader = torch.utils.data.DataLoader(
-        SimStream(args.size, TRAIN_SEED_BASE + args.seed * 10_000_000, args.views,
-                  args.class_weights), batch_size=args.batch,
-        num_workers=args.workers, collate_fn=collate, persistent_workers=args.workers > 0,
-        prefetch_factor=4 if args.workers > 0 else None)
+        SimStream(
+            args.size, TRAIN_SEED_BASE + args.seed * 10_000_000, args.views, args.class_weights
+        ),
+        batch_size=args.batch,
+        num_workers=args.workers,
+        collate_fn=collate,
+        persistent_workers=args.workers > 0,
+        prefetch_factor=4 if args.workers > 0 else None,
+    )
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}],
-                            lr=args.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}],
+        lr=args.lr,
+    )
     budget = args.minutes * 60
     start = time.time()
     warmup = max(1, args.warmup)
@@ -400,7 +466,11 @@ def main() -> int:
         progress = min(1.0, elapsed / budget) if not args.steps else step / args.steps
         if progress >= 1.0:
             break
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        lr = (
+            args.lr
+            * min(1.0, (step + 1) / warmup)
+            * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        )
         for g in opt.param_groups:
             g["lr"] = lr
         images = images.to(device, non_blocking=True).float() / 255.0
@@ -415,9 +485,14 @@ def main() -> int:
         step += 1
         seen += images.shape[0]
         if step % args.log_every == 0:
-            print(f"step {step} seen {seen} t {elapsed / 60:.1f} min lr {lr:.2e} loss {float(loss):.3f} "
-                  f"cls {parts['cls']:.3f} box {parts['box']:.3f} pos/img {parts['pos']:.1f}", flush=True)
-    print(f"trained {step} steps, {seen} images in {(time.time() - start) / 60:.1f} min", flush=True)
+            print(
+                f"step {step} seen {seen} t {elapsed / 60:.1f} min lr {lr:.2e} loss {float(loss):.3f} "
+                f"cls {parts['cls']:.3f} box {parts['box']:.3f} pos/img {parts['pos']:.1f}",
+                flush=True,
+            )
+    print(
+        f"trained {step} steps, {seen} images in {(time.time() - start) / 60:.1f} min", flush=True
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out.parent / f"{args.out.name}.pt")
     export(model, args.size, args.out, {"default": 0.3})

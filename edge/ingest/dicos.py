@@ -32,6 +32,10 @@ from edge.ingest import (
 )
 
 logger = logging.getLogger(__name__)
+# pydicom logs a warning for every non-conformant UID it reads (DICOS toolkits write UIDs
+# with leading zeros); the loader reports what matters about a file itself. Set after the
+# import, since importing pydicom sets its logger's level.
+logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 _DICOS = "1.2.840.10008.5.1.4.1.1.501"
 SOP_CLASS_NAMES = {

@@ -25,25 +25,38 @@ class DatasetSummary:
 
 
 def coco_categories() -> list[dict[str, Any]]:
-    return [{"id": i + 1, "name": name, "supercategory": "threat"} for i, name in enumerate(CLASSES)]
+    return [
+        {"id": i + 1, "name": name, "supercategory": "threat"} for i, name in enumerate(CLASSES)
+    ]
 
 
-def frame_record(frame: SimFrame, image_id: int, stem: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def frame_record(
+    frame: SimFrame, image_id: int, stem: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The COCO image record and its annotations (bbox xywh in frame pixels, 1-based classes)."""
     h, w = frame.high.shape
     image = {
-        "id": image_id, "file_name": f"images/{stem}.png", "width": w, "height": h,
+        "id": image_id,
+        "file_name": f"images/{stem}.png",
+        "width": w,
+        "height": h,
         "dual_energy": {"high": f"images/{stem}_high.png", "low": f"images/{stem}_low.png"},
-        "attributes": dict(frame.attributes), "sim_seed": frame.seed,
+        "attributes": dict(frame.attributes),
+        "sim_seed": frame.seed,
     }
     annotations = []
     for a in frame.annotations:
         x1, y1, x2, y2 = a.box
-        annotations.append({
-            "image_id": image_id, "category_id": CLASSES.index(a.label) + 1,
-            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
-            "attributes": dict(a.attributes),
-        })
+        annotations.append(
+            {
+                "image_id": image_id,
+                "category_id": CLASSES.index(a.label) + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": 0,
+                "attributes": dict(a.attributes),
+            }
+        )
     return image, annotations
 
 
@@ -66,9 +79,15 @@ def write_dataset(out: Path, count: int, seed: int, threat_ratio: float = 0.5) -
     for k, ann in enumerate(annotations, start=1):
         ann["id"] = k
     doc = {
-        "info": {"description": "edge simulated dual-energy bags", "seed": seed, "count": count,
-                 "threat_ratio": threat_ratio},
-        "images": images, "annotations": annotations, "categories": coco_categories(),
+        "info": {
+            "description": "edge simulated dual-energy bags",
+            "seed": seed,
+            "count": count,
+            "threat_ratio": threat_ratio,
+        },
+        "images": images,
+        "annotations": annotations,
+        "categories": coco_categories(),
     }
     tmp = out / "annotations.json.tmp"
     with tmp.open("w") as f:

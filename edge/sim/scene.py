@@ -71,27 +71,41 @@ class _Canvas:
         return h, w
 
 
-def _transform(points: npt.NDArray[np.float64], placed: _Placed, squash: float) -> npt.NDArray[np.float64]:
+def _transform(
+    points: npt.NDArray[np.float64], placed: _Placed, squash: float
+) -> npt.NDArray[np.float64]:
     a = math.radians(placed.angle_deg)
     c, s = math.cos(a), math.sin(a)
     rotated = points @ np.array([[c, s], [-s, c]])
     rotated[:, 0] *= squash  # a side view foreshortens across the belt
-    return rotated + [placed.cx, placed.cy]
+    placed_points: npt.NDArray[np.float64] = rotated + [placed.cx, placed.cy]
+    return placed_points
 
 
-def _draw_part(part: Part, pts: npt.NDArray[np.float64], size: tuple[int, int]) -> npt.NDArray[np.float32]:
+def _draw_part(
+    part: Part, pts: npt.NDArray[np.float64], size: tuple[int, int]
+) -> npt.NDArray[np.float32]:
     """Coverage in [0, 1] of one part on a patch of `size` (h, w), sub-pixel anti-aliased."""
     mask = np.zeros(size, np.uint8)
     fixed = np.round(pts * 4).astype(np.int32).reshape(-1, 1, 2)  # shift=2: quarter pixels
     if part.width > 0:
-        cv2.polylines(mask, [fixed], part.closed, 255, thickness=max(1, int(round(part.width))),
-                      lineType=cv2.LINE_AA, shift=2)
+        cv2.polylines(
+            mask,
+            [fixed],
+            part.closed,
+            255,
+            thickness=max(1, int(round(part.width))),
+            lineType=cv2.LINE_AA,
+            shift=2,
+        )
     else:
         cv2.fillPoly(mask, [fixed], 255, lineType=cv2.LINE_AA, shift=2)
     return mask.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def _thickness(part: Part, coverage: npt.NDArray[np.float32], squash: float) -> npt.NDArray[np.float32]:
+def _thickness(
+    part: Part, coverage: npt.NDArray[np.float32], squash: float
+) -> npt.NDArray[np.float32]:
     t = np.float32(part.thickness_cm / squash)
     if not part.round_profile:
         return coverage * t
@@ -103,10 +117,13 @@ def _thickness(part: Part, coverage: npt.NDArray[np.float32], squash: float) -> 
     # Circular cross-section: chord length of a cylinder at distance d from its wall.
     u = 1.0 - dist / dmax
     profile = np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
-    return coverage * np.maximum(profile, 0.3) * t
+    shaped: npt.NDArray[np.float32] = coverage * np.maximum(profile, 0.3) * t
+    return shaped
 
 
-def _render(canvas: _Canvas, placed: _Placed, squash: float) -> tuple[tuple[int, int], npt.NDArray[np.float32]]:
+def _render(
+    canvas: _Canvas, placed: _Placed, squash: float
+) -> tuple[tuple[int, int], npt.NDArray[np.float32]]:
     """Add one object's attenuation; return its patch origin (x0, y0) and high-energy A."""
     h, w = canvas.shape
     transformed = [_transform(p.points, placed, squash) for p in placed.obj.parts]
@@ -133,18 +150,27 @@ def _bag_shell(rng: np.random.Generator, kind: str, bw: float, bl: float) -> Sim
     """The container: hard suitcase, soft bag or open tray; footprint bw x bl pixels."""
     if kind == "tray":
         outer = rounded_rect(-bl / 2, -bw / 2, bl / 2, bw / 2, 20)
-        return SimObject("tray", [Part("plastic", outer, 0.5),
-                                  Part("plastic", outer, 1.5, width=14)])
+        return SimObject(
+            "tray", [Part("plastic", outer, 0.5), Part("plastic", outer, 1.5, width=14)]
+        )
     if kind == "suitcase":
         outer = rounded_rect(-bl / 2, -bw / 2, bl / 2, bw / 2, 35)
         parts = [Part("plastic", outer, 0.6), Part("plastic", outer, 2.0, width=10)]
         for sign in (-1, 1):  # telescopic handle rods and wheels
             y = sign * bw * 0.3
-            parts.append(Part("aluminium", rect(-bl / 2 + 15, y - 5, bl / 2 - 15, y + 5), 1.2,
-                              round_profile=True))
+            parts.append(
+                Part(
+                    "aluminium",
+                    rect(-bl / 2 + 15, y - 5, bl / 2 - 15, y + 5),
+                    1.2,
+                    round_profile=True,
+                )
+            )
             for xs in (-1, 1):
                 cx, cy = xs * (bl / 2 - 25), sign * (bw / 2 - 25)
-                parts.append(Part("plastic", rounded_rect(cx - 18, cy - 18, cx + 18, cy + 18, 16), 3.0))
+                parts.append(
+                    Part("plastic", rounded_rect(cx - 18, cy - 18, cx + 18, cy + 18, 16), 3.0)
+                )
                 parts.append(Part("steel", rect(cx - 3, cy - 3, cx + 3, cy + 3), 2.0))
         return SimObject("suitcase", parts)
     outer = rounded_rect(-bl / 2, -bw / 2, bl / 2, bw / 2, 60)
@@ -248,30 +274,50 @@ def simulate_bag(
         occluder = CLUTTER[name][0](rng)
         offset = float(rng.uniform(20, 70))
         direction = rng.uniform(0, 2 * math.pi)
-        _render(canvas, _Placed(occluder, target.cx + offset * math.cos(direction),
-                                target.cy + offset * math.sin(direction), float(rng.uniform(0, 360))),
-                squash)
+        _render(
+            canvas,
+            _Placed(
+                occluder,
+                target.cx + offset * math.cos(direction),
+                target.cy + offset * math.sin(direction),
+                float(rng.uniform(0, 360)),
+            ),
+            squash,
+        )
 
     for placed, (x0, y0), own_high in threat_layers:
         inside = own_high > 0.01
         ys, xs = np.nonzero(inside)
         if xs.size == 0:
             continue
-        box = (float(x0 + xs.min()), float(y0 + ys.min()), float(x0 + xs.max() + 1), float(y0 + ys.max() + 1))
-        others = canvas.a_high[y0:y0 + own_high.shape[0], x0:x0 + own_high.shape[1]] - own_high
+        box = (
+            float(x0 + xs.min()),
+            float(y0 + ys.min()),
+            float(x0 + xs.max() + 1),
+            float(y0 + ys.max() + 1),
+        )
+        others = canvas.a_high[y0 : y0 + own_high.shape[0], x0 : x0 + own_high.shape[1]] - own_high
         occluded = float((others[inside] > OCCLUDER_ATTENUATION).mean())
         label = placed.obj.label
         assert label is not None
-        annotations.append(Annotation(label, box, {
-            "rotation": _rotation_bucket(placed.angle_deg),
-            "size": _size_bucket(box),
-            "occluded": _occlusion_bucket(occluded),
-        }))
+        annotations.append(
+            Annotation(
+                label,
+                box,
+                {
+                    "rotation": _rotation_bucket(placed.angle_deg),
+                    "size": _size_bucket(box),
+                    "occluded": _occlusion_bucket(occluded),
+                },
+            )
+        )
 
     high, low = _acquire(canvas, rng)
     primary = annotations[0].attributes if annotations else {}
     attributes = {
-        "clutter": clutter, "view": view, "bag": bag,
+        "clutter": clutter,
+        "view": view,
+        "bag": bag,
         "threat": annotations[0].label if annotations else "none",
         "occluded": primary.get("occluded", "none"),
         "rotation": primary.get("rotation", "none"),
@@ -280,7 +326,9 @@ def simulate_bag(
     return SimFrame(high, low, annotations, attributes, seed)
 
 
-def _acquire(canvas: _Canvas, rng: np.random.Generator) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
+def _acquire(
+    canvas: _Canvas, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
     """Turn attenuation into noisy calibrated detector values, as a line-scan array does."""
     h, w = canvas.shape
     # Row jitter: each scan line lands slightly off across the belt (vibration).
@@ -291,16 +339,30 @@ def _acquire(canvas: _Canvas, rng: np.random.Generator) -> tuple[npt.NDArray[np.
     out = []
     for attenuation, photons in ((canvas.a_high, PHOTONS_HIGH), (canvas.a_low, PHOTONS_LOW)):
         transmission = np.exp(-attenuation)
-        transmission = cv2.remap(transmission, map_x, map_y, cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE)
+        transmission = cv2.remap(
+            transmission, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         transmission = cv2.GaussianBlur(transmission, (0, 0), 0.7)
         # Photon noise is Poisson; at these counts a Gaussian of the same variance is exact
         # to well under a count and several times faster. Electronic noise adds in quadrature.
         mean = transmission * np.float32(AIR_LEVEL)
         sigma = np.sqrt(mean * np.float32(AIR_LEVEL / photons) + np.float32(ELECTRONIC_NOISE**2))
-        values = (mean + sigma * rng.standard_normal(size=mean.shape, dtype=np.float32)) * gain[None, :]
+        values = (mean + sigma * rng.standard_normal(size=mean.shape, dtype=np.float32)) * gain[
+            None, :
+        ]
         out.append(np.clip(values + 0.5, 0, 65535).astype(np.uint16))
     return out[0], out[1]
+
+
+def render_objects(
+    placements: list[tuple[SimObject, float, float, float]], height: int, width: int, seed: int
+) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
+    """Render objects placed at (cx, cy, angle in degrees) on an empty belt: (high, low)."""
+    rng = np.random.default_rng(seed)
+    canvas = _Canvas(height, width)
+    for obj, cx, cy, angle in placements:
+        _render(canvas, _Placed(obj, cx, cy, angle), 1.0)
+    return _acquire(canvas, rng)
 
 
 def empty_tray(seed: int) -> SimFrame:
@@ -308,8 +370,17 @@ def empty_tray(seed: int) -> SimFrame:
     rng = np.random.default_rng(seed)
     height, width = 640, BELT_PIXELS
     canvas = _Canvas(height, width)
-    _render(canvas, _Placed(_bag_shell(rng, "tray", 520.0, 560.0), width / 2, height / 2, 90.0), 1.0)
+    _render(
+        canvas, _Placed(_bag_shell(rng, "tray", 520.0, 560.0), width / 2, height / 2, 90.0), 1.0
+    )
     high, low = _acquire(canvas, rng)
-    attributes = {"clutter": "none", "view": "top", "bag": "tray", "threat": "none",
-                  "occluded": "none", "rotation": "none", "size": "none"}
+    attributes = {
+        "clutter": "none",
+        "view": "top",
+        "bag": "tray",
+        "threat": "none",
+        "occluded": "none",
+        "rotation": "none",
+        "size": "none",
+    }
     return SimFrame(high, low, [], attributes, seed)

@@ -30,21 +30,28 @@ class BagFigures:
     pfa_counts: tuple[int, int]  # (alarmed, clean bags)
 
 
-def bag_outcome(true_classes: Sequence[int], class_ids: npt.NDArray[np.int64],
-                scores: npt.NDArray[np.float32], num_classes: int) -> BagOutcome:
+def bag_outcome(
+    true_classes: Sequence[int],
+    class_ids: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    num_classes: int,
+) -> BagOutcome:
     """Summarise one bag's detections (any threshold below the operating point)."""
     best = np.zeros(num_classes, np.float32)
     np.maximum.at(best, class_ids.astype(np.int64), scores.astype(np.float32))
     return BagOutcome(frozenset(int(c) for c in true_classes), best)
 
 
-def thresholds_vector(thresholds: Mapping[str, float], classes: Sequence[str]) -> npt.NDArray[np.float32]:
+def thresholds_vector(
+    thresholds: Mapping[str, float], classes: Sequence[str]
+) -> npt.NDArray[np.float32]:
     default = float(thresholds.get("default", 0.25))
     return np.array([float(thresholds.get(c, default)) for c in classes], np.float32)
 
 
-def bag_figures(outcomes: Sequence[BagOutcome], classes: Sequence[str],
-                thresholds: Mapping[str, float]) -> BagFigures:
+def bag_figures(
+    outcomes: Sequence[BagOutcome], classes: Sequence[str], thresholds: Mapping[str, float]
+) -> BagFigures:
     """Pd per class and Pfa at the given per-class thresholds (a missing class uses 'default')."""
     thr = thresholds_vector(thresholds, classes)
     pd: dict[str, float] = {}
@@ -60,15 +67,18 @@ def bag_figures(outcomes: Sequence[BagOutcome], classes: Sequence[str],
     return BagFigures(pd, pd_counts, pfa, (false_alarms, len(clean)))
 
 
-def choose_thresholds(outcomes: Sequence[BagOutcome], classes: Sequence[str], target_pd: float,
-                      floor: float = 0.05) -> dict[str, float]:
+def choose_thresholds(
+    outcomes: Sequence[BagOutcome], classes: Sequence[str], target_pd: float, floor: float = 0.05
+) -> dict[str, float]:
     """Per class, the highest threshold that still reaches `target_pd` on these bags.
 
     The highest such threshold is the one that adds the fewest false alarms on clean bags.
     """
     chosen: dict[str, float] = {}
     for c, name in enumerate(classes):
-        scores = np.sort(np.array([o.max_scores[c] for o in outcomes if c in o.true_classes], np.float32))
+        scores = np.sort(
+            np.array([o.max_scores[c] for o in outcomes if c in o.true_classes], np.float32)
+        )
         if scores.size == 0:
             chosen[name] = floor
             continue
@@ -76,5 +86,7 @@ def choose_thresholds(outcomes: Sequence[BagOutcome], classes: Sequence[str], ta
         # k-th highest score.
         k = int(np.ceil(target_pd * scores.size))
         kth = float(scores[scores.size - k])
-        chosen[name] = round(max(floor, float(np.nextafter(np.float32(kth), np.float32(0))) - 1e-4), 4)
+        chosen[name] = round(
+            max(floor, float(np.nextafter(np.float32(kth), np.float32(0))) - 1e-4), 4
+        )
     return chosen

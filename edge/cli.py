@@ -1,0 +1,194 @@
+"""The `edge` command (CONTRACT.md section 4).
+
+Exit status: 0 success, 1 a check ran and failed, 2 bad usage or bad input. Verbs whose
+output scripts read take `--json` and then print exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.errors import EdgeError
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "demo-xray-det"
+
+
+def default_model_dir() -> Path:
+    """The model `detect` and `serve` use unless told: $EDGE_MODEL, else the shipped demo."""
+    return Path(os.environ.get("EDGE_MODEL", str(DEFAULT_MODEL)))
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"edge: {message}\n")
+
+
+# ----------------------------------------------------------------------------- verbs
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from edge.detector import Detector
+    from edge.ingest.images import load_image
+
+    detector = Detector.load(args.model)
+    failed = 0
+    records: list[dict[str, Any]] = []
+    for path in args.images:
+        try:
+            frame = load_image(Path(path))
+            run = detector.detect(frame)
+        except EdgeError as exc:
+            failed += 1
+            _error(exc.message if str(path) in exc.message else f"{path}: {exc.message}")
+            records.append({"path": str(path), "error": exc.message})
+            continue
+        height, width = frame.shape
+        timings = {k: round(v, 2) for k, v in run.timings_ms.items()}
+        found = run.detections.to_list(detector.class_names)
+        record: dict[str, Any] = {
+            "path": str(path),
+            "width": width,
+            "height": height,
+            "model": detector.model_id,
+            "detections": found,
+            "timings_ms": timings,
+        }
+        records.append(record)
+        if not args.json:
+            timing = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
+            print(
+                f"{path}: {len(run.detections)} detection(s), {width}x{height}, "
+                f"model {detector.model_id} ({timing})"
+            )
+            for det in found:
+                x1, y1, x2, y2 = det["box"]
+                print(
+                    f"  {det['class']:<9} {det['score']:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]"
+                )
+    if args.json:
+        _print_json(
+            {
+                "model": detector.model_id,
+                "model_sha256": detector.model_sha256,
+                "images": records,
+                "failed": failed,
+            }
+        )
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def cmd_simulate_dataset(args: argparse.Namespace) -> int:
+    from edge.sim.dataset import write_dataset
+
+    if args.count < 1 or args.count > 1_000_000:
+        raise EdgeError(f"--count: expected 1..1000000, got {args.count}")
+    if not 0.0 <= args.threat_ratio <= 1.0:
+        raise EdgeError(f"--threat-ratio: expected 0..1, got {args.threat_ratio}")
+    summary = write_dataset(Path(args.out), args.count, args.seed, args.threat_ratio)
+    doc = {
+        "out": str(summary.path),
+        "annotations_file": str(summary.path / "annotations.json"),
+        "images": summary.images,
+        "annotations": summary.annotations,
+        "threat_images": summary.threat_images,
+        "seed": args.seed,
+    }
+    if args.json:
+        _print_json(doc)
+    else:
+        print(
+            f"wrote {summary.images} images ({summary.threat_images} with threats, "
+            f"{summary.annotations} boxes) to {summary.path}"
+        )
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.service import run_service
+
+    run_service(
+        host=args.host,
+        port=args.port,
+        model_dir=Path(args.model),
+        demo=not args.no_demo,
+        data_dir=Path(args.data),
+    )
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data",
+        default=os.environ.get("EDGE_DATA", "./var"),
+        help="data directory (default: $EDGE_DATA, else ./var)",
+    )
+    common.add_argument("--config", help="configuration file (TOML)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    parser = argparse.ArgumentParser(prog="edge", description="Offline X-ray screening appliance.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("detect", parents=[common], help="detections for image files")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="PNG/JPEG pseudo-colour, 16-bit PNG pair or TIFF, DICOS DX (.dcs)",
+    )
+    p.add_argument("--model", type=Path, default=default_model_dir(), help="model directory")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_detect)
+
+    p = verbs.add_parser("serve", parents=[common], help="run the appliance service and UI")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    p.add_argument("--model", type=Path, default=default_model_dir(), help="model directory")
+    p.add_argument("--no-demo", action="store_true", help="do not feed simulated bags")
+    p.set_defaults(func=cmd_serve)
+
+    p = verbs.add_parser("simulate", help="synthetic dual-energy data")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    d = kinds.add_parser("dataset", parents=[common], help="a COCO data set of simulated bags")
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--count", type=int, default=100, help="number of bags (default 100)")
+    d.add_argument("--seed", type=int, default=0, help="first bag's seed (default 0)")
+    d.add_argument("--threat-ratio", type=float, default=0.5, help="share of threat bags")
+    d.add_argument("--json", action="store_true", help="print one JSON document")
+    d.set_defaults(func=cmd_simulate_dataset)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except EdgeError as exc:
+        _error(exc.message)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
