@@ -1,0 +1,136 @@
+"""The HTTP API and operator page: `create_app(AppContext)` builds the FastAPI app.
+
+Every route reads the service through the context; errors leave as one JSON shape,
+`{"error": {"code", "message"}}`, mapped from `EdgeError.http_status` in one handler.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edge.errors import EdgeError
+from edge.service import ScreeningService
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Frame ids never name another image while the service runs, so a browser may keep them;
+# the page adds the frame's receive time to the URL, which also survives a restart.
+IMAGE_CACHE_CONTROL = "private, max-age=3600"
+
+
+@dataclass
+class AppContext:
+    """Everything the routes need; later stages (store, events, roles) add fields here."""
+
+    service: ScreeningService
+    version: str = "unknown"
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_code(exc: EdgeError) -> str:
+    """'UnknownFrameError' -> 'unknown_frame'."""
+    name = type(exc).__name__.removesuffix("Error") or "edge"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """The appliance's HTTP API and operator page, bound to one context."""
+    app = FastAPI(
+        title="Edge X-ray screening appliance",
+        version=ctx.version,
+        description="Screening results, frame images and service health.",
+    )
+    service = ctx.service
+
+    @app.exception_handler(EdgeError)
+    async def edge_error(_request: Request, exc: EdgeError) -> JSONResponse:
+        return JSONResponse(error_body(error_code(exc), exc.message), status_code=exc.http_status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(error_body("bad_request", problems), status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        """Service state: "ok", or "degraded" with reasons (no model, last frame NOT SCREENED)."""
+        counters = service.counters
+        degraded = service.degraded()
+        return {
+            "status": "degraded" if degraded else "ok",
+            "version": ctx.version,
+            "model": service.model_id,
+            "model_sha256": service.model_sha256,
+            "classes": service.class_names,
+            "frames_in": counters.frames_in,
+            "screened": counters.screened,
+            "not_screened": counters.not_screened,
+            "alarms": counters.alarms,
+            "last_latency_ms": counters.last_latency_ms,
+            "uptime_s": round(time.monotonic() - service.started_monotonic, 1),
+            "degraded": degraded,
+        }
+
+    @app.get("/api/frames")
+    def frames(
+        limit: int = Query(20, ge=1, le=1000, description="at most this many, newest first"),
+    ) -> list[dict[str, Any]]:
+        """Recent frames, newest first; boxes are xyxy in frame pixels."""
+        return [f.to_dict() for f in service.recent(limit)]
+
+    # Declared before /api/frames/{frame_id}, which would otherwise take "latest" as an id.
+    @app.get("/api/frames/latest")
+    def latest_frame() -> dict[str, Any]:
+        """The newest frame (404 before the first)."""
+        return service.latest().to_dict()
+
+    @app.get("/api/frames/{frame_id}")
+    def frame(frame_id: str) -> dict[str, Any]:
+        """One frame by id (404 if unknown or no longer held)."""
+        return service.get(frame_id).to_dict()
+
+    @app.get(
+        "/api/frames/{frame_id}/image",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
+    def frame_image(frame_id: str) -> Response:
+        """The frame's pseudo-colour rendering as an 8-bit RGB PNG, full resolution."""
+        rgb = service.get(frame_id).rgb
+        ok, png = cv2.imencode(
+            ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        )
+        if not ok:
+            raise EdgeError(f"frame {frame_id}: PNG encoding failed")
+        return Response(
+            png.tobytes(), media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL}
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

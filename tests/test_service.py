@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge.detector import Detector
+from edge.frames import Frame, ScreeningState
+from edge.pseudocolor import render_pseudocolor
+from edge.service import (
+    DEFAULT_MODEL_DIR,
+    DemoFeeder,
+    ScreeningService,
+    UnknownFrameError,
+    load_detector,
+)
+from edge.sim.scene import simulate_bag
+
+MakeDir = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def demo_detector() -> Detector:
+    return Detector.load(DEFAULT_MODEL_DIR)
+
+
+def sim_frame(seed: int, **kwargs: Any) -> Frame:
+    bag = simulate_bag(seed, **kwargs)
+    return Frame(high=bag.high, low=bag.low)
+
+
+def rgb_frame(value: int = 0, size: tuple[int, int] = (30, 40)) -> Frame:
+    return Frame(rgb=np.full((*size, 3), value, np.uint8))
+
+
+def gather_failure_graph() -> Any:
+    """yolov8 zeros read from row floor(2 * max(input)) of a 1-row table: padding-only inputs
+    (the warm-up, max 114/255) read row 0, a white image reads row 2, out of bounds."""
+    nodes = [
+        helper.make_node("ReduceMax", ["images"], ["max"], keepdims=0),
+        helper.make_node("Mul", ["max", "factor"], ["scaled"]),
+        helper.make_node("Floor", ["scaled"], ["floored"]),
+        helper.make_node("Cast", ["floored"], ["row"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["table", "row"], ["values"], axis=0),
+        helper.make_node("Reshape", ["values", "shape"], ["output0"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(2.0, np.float32), "factor"),
+        numpy_helper.from_array(np.zeros((1, 32), np.float32), "table"),
+        numpy_helper.from_array(np.array([1, 8, 4], np.int64), "shape"),
+    ]
+    return helper.make_graph(
+        nodes,
+        "gather-failure",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 8, 4])],
+        inits,
+    )
+
+
+def dual_energy(manifest: dict[str, Any]) -> None:
+    manifest["input"].update(representation="dual_energy", scale=None)
+
+
+def test_demo_model_screens_a_simulated_threat_bag(demo_detector: Detector) -> None:
+    service = ScreeningService(demo_detector)
+    bag = simulate_bag(7, threats=["gun"], clutter="low")
+    frame = Frame(high=bag.high, low=bag.low)
+
+    screened = service.submit(frame, source="test", bag="bag-7")
+
+    assert screened.id == "f-000001"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", screened.received)
+    assert screened.result.state is ScreeningState.SCREENED
+    assert screened.result.model == "demo-xray-det@1.0.0"
+    assert screened.result.alarm is (len(screened.result.detections) > 0)
+    assert screened.shape == bag.high.shape
+    np.testing.assert_array_equal(screened.rgb, render_pseudocolor(bag.high, bag.low))
+    record = screened.to_dict()
+    assert record["state"] == "SCREENED"
+    assert (record["width"], record["height"]) == (bag.high.shape[1], bag.high.shape[0])
+    assert set(record["timings_ms"]) == {"preprocess", "inference", "postprocess"}
+    for detection in record["detections"]:
+        assert detection["class"] in demo_detector.class_names
+        x1, y1, x2, y2 = detection["box"]
+        assert 0 <= x1 < x2 <= record["width"] and 0 <= y1 < y2 <= record["height"]
+    assert service.degraded() == []
+
+
+def test_without_a_model_every_frame_is_not_screened() -> None:
+    service = ScreeningService(None)
+    screened = service.submit(rgb_frame(), source="test", bag="b1")
+    assert screened.result.state is ScreeningState.NOT_SCREENED
+    assert screened.result.reason == "no model loaded"
+    assert screened.result.alarm is None
+    assert screened.to_dict()["model"] is None
+    assert service.degraded() == [
+        "no model loaded",
+        "last frame f-000001 NOT SCREENED: no model loaded",
+    ]
+
+
+def test_a_refused_model_says_why(tmp_path: Path) -> None:
+    detector, error = load_detector(tmp_path / "missing")
+    assert detector is None
+    assert error is not None and str(tmp_path / "missing") in error
+    service = ScreeningService(detector, model_error=error)
+    reason = service.submit(rgb_frame(), source="test", bag="b1").result.reason
+    assert reason == f"no model loaded: {error}"
+
+
+def test_a_frame_the_model_cannot_take_is_not_screened(tiny_model_dir: MakeDir) -> None:
+    service = ScreeningService(Detector.load(tiny_model_dir(edit=dual_energy)))
+    screened = service.submit(rgb_frame(), source="upload", bag="b1")
+    assert screened.result.state is ScreeningState.NOT_SCREENED
+    assert screened.result.reason == (
+        "frame: model tiny@0.1.0 needs dual-energy high and low channels, got an RGB-only frame"
+    )
+    assert screened.result.model == "tiny@0.1.0"
+    # The same model screens a dual-energy frame.
+    assert service.submit(sim_frame(1), source="test", bag="b2").result.alarm is False
+
+
+def test_an_inference_failure_is_not_screened(tiny_model_dir: MakeDir) -> None:
+    service = ScreeningService(Detector.load(tiny_model_dir(model=gather_failure_graph())))
+    assert service.submit(rgb_frame(0), source="test", bag="dark").result.alarm is False
+    failed = service.submit(rgb_frame(255), source="test", bag="white")
+    assert failed.result.state is ScreeningState.NOT_SCREENED
+    assert failed.result.reason is not None
+    assert failed.result.reason.startswith("inference failed in model tiny@0.1.0")
+    assert len(failed.result.detections) == 0
+    assert service.degraded() == [f"last frame f-000002 NOT SCREENED: {failed.result.reason}"]
+
+
+def test_counters_add_up(tiny_model_dir: MakeDir) -> None:
+    # One box of class 0 with score 0.9 on every frame: each screened frame alarms.
+    alarm_outputs = [np.array([[[32.0], [32.0], [10.0], [10.0], [0.9], [0], [0], [0]]], np.float32)]
+    alarming = ScreeningService(Detector.load(tiny_model_dir(alarm_outputs)))
+    for _ in range(3):
+        alarming.submit(rgb_frame(), source="test", bag="b")
+    c = alarming.counters
+    assert (c.frames_in, c.screened, c.not_screened, c.alarms) == (3, 3, 0, 3)
+    assert c.last_latency_ms is not None and c.last_latency_ms > 0
+
+    failing = ScreeningService(Detector.load(tiny_model_dir(model=gather_failure_graph())))
+    for value in (0, 255, 0, 255, 255):
+        failing.submit(rgb_frame(value), source="test", bag="b")
+    c = failing.counters
+    assert (c.frames_in, c.screened, c.not_screened, c.alarms) == (5, 2, 3, 0)
+
+
+def test_the_ring_keeps_the_newest_frames() -> None:
+    service = ScreeningService(None, history=3)
+    for i in range(5):
+        service.submit(rgb_frame(), source="test", bag=f"b{i}")
+    assert [f.id for f in service.recent()] == ["f-000005", "f-000004", "f-000003"]
+    assert [f.bag for f in service.recent(2)] == ["b4", "b3"]
+    assert service.latest().id == "f-000005"
+    assert service.get("f-000003").bag == "b2"
+    with pytest.raises(UnknownFrameError, match="'f-000002' is unknown or no longer held"):
+        service.get("f-000002")
+    assert service.counters.frames_in == 5
+
+
+def test_latest_before_any_frame_is_unknown() -> None:
+    with pytest.raises(UnknownFrameError, match="no frame has been received yet"):
+        ScreeningService(None).latest()
+
+
+def test_concurrent_submits_get_unique_ids() -> None:
+    service = ScreeningService(None, history=100)
+
+    def submit_many() -> None:
+        for _ in range(20):
+            service.submit(rgb_frame(), source="test", bag="b")
+
+    threads = [threading.Thread(target=submit_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({f.id for f in service.recent()}) == 80
+    assert service.counters.frames_in == service.counters.not_screened == 80
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_demo_feeder_submits_simulated_bags_until_stopped() -> None:
+    service = ScreeningService(None)
+    feeder = DemoFeeder(service, interval=0.01, seed=1000)
+    feeder.start()
+    wait_for(lambda: feeder.fed >= 2)
+    feeder.stop()
+    feeder.join(timeout=10)
+    assert not feeder.is_alive()
+    frames = service.recent()
+    assert len(frames) == feeder.fed
+    assert [f.bag for f in reversed(frames)][:2] == ["demo-1000", "demo-1001"]
+    assert {f.source for f in frames} == {"demo"}
+    assert frames[0].rgb.shape == (*frames[0].shape, 3)
+
+
+def test_demo_feeder_survives_a_failing_bag() -> None:
+    service = ScreeningService(None)
+    # The simulator refuses negative seeds: two failures, then bags 0, 1, ...
+    feeder = DemoFeeder(service, interval=0.01, seed=-2)
+    feeder.start()
+    wait_for(lambda: feeder.fed >= 1)
+    feeder.stop()
+    feeder.join(timeout=10)
+    assert feeder.errors == 2
+    assert service.recent()[-1].bag == "demo-0"
