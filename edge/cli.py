@@ -26,6 +26,11 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("EDGE_MODEL", str(DEFAULT_MODEL)))
 
 
+def default_data_dir() -> Path:
+    """The data directory unless told: $EDGE_DATA, else ./var."""
+    return Path(os.environ.get("EDGE_DATA", "./var"))
+
+
 def _print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
@@ -115,14 +120,25 @@ def cmd_simulate_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+
+    if args.check_config:
+        load_config(Path(args.check_config))
+        print(f"{args.check_config}: valid")
+        return EXIT_OK
+    config = load_config(Path(args.config) if args.config else None)
     from edge.service import run_service
 
+    # Command-line options override the file; the file overrides the defaults.
+    model = args.model or config.model.dir or default_model_dir()
+    data = args.data or config.store.data_dir or default_data_dir()
     run_service(
-        host=args.host,
-        port=args.port,
-        model_dir=Path(args.model),
-        demo=not args.no_demo,
-        data_dir=Path(args.data),
+        host=args.host or config.server.host,
+        port=config.server.port if args.port is None else args.port,
+        model_dir=Path(model),
+        demo=config.demo.enabled and not args.no_demo,
+        data_dir=Path(data),
+        demo_interval=config.demo.interval_s,
     )
     return EXIT_OK
 
@@ -132,11 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data",
-        default=os.environ.get("EDGE_DATA", "./var"),
-        help="data directory (default: $EDGE_DATA, else ./var)",
-    )
+    common.add_argument("--data", help="data directory (default: $EDGE_DATA, else ./var)")
     common.add_argument("--config", help="configuration file (TOML)")
     common.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -155,10 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_detect)
 
     p = verbs.add_parser("serve", parents=[common], help="run the appliance service and UI")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
-    p.add_argument("--model", type=Path, default=default_model_dir(), help="model directory")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    p.add_argument("--model", type=Path, help="model directory (default: the shipped demo)")
     p.add_argument("--no-demo", action="store_true", help="do not feed simulated bags")
+    p.add_argument("--check-config", metavar="FILE", help="validate a configuration file and exit")
     p.set_defaults(func=cmd_serve)
 
     p = verbs.add_parser("simulate", help="synthetic dual-energy data")

@@ -1,0 +1,157 @@
+"""One typed configuration: a TOML file (optional), strict, with defaults that run the demo.
+
+Every key has a description and bounds; unknown keys are refused with their key path, so a
+typo never silently falls back to a default. `edge serve --check-config FILE` validates a
+file without starting anything. Command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import BadInputError
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = Field("127.0.0.1", description="address the HTTP API and UI bind to")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0: any free port)")
+
+
+class ModelConfig(_Strict):
+    dir: Path | None = Field(None, description="model directory; default: the shipped demo model")
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime execution providers in order of preference",
+    )
+    intra_op_threads: int = Field(0, ge=0, le=256, description="inference threads (0: all cores)")
+    deadline_s: float = Field(
+        10.0, gt=0, le=600, description="per-frame inference deadline; past it: NOT SCREENED"
+    )
+
+
+class DemoConfig(_Strict):
+    enabled: bool = Field(True, description="feed simulated bags when no source is configured")
+    interval_s: tuple[float, float] = Field(
+        (1.0, 2.0), description="random pause between demo bags, seconds [min, max]"
+    )
+    threat_ratio: float = Field(0.5, ge=0, le=1, description="share of demo bags with a threat")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DemoConfig:
+        low, high = self.interval_s
+        if not 0 < low <= high <= 3600:
+            raise ValueError(
+                f"interval_s: expected 0 < min <= max <= 3600, got {list(self.interval_s)}"
+            )
+        return self
+
+
+class SerialSource(_Strict):
+    type: Literal["serial"]
+    url: str = Field(
+        description="device path (/dev/ttyUSB0) or any pyserial URL (socket://, loop://)"
+    )
+    baudrate: int = Field(115200, ge=1200, le=12_000_000, description="serial speed, bit/s")
+    lane: int = Field(1, ge=0, le=999, description="checkpoint lane this scanner serves")
+    heartbeat_s: float = Field(2.0, gt=0, le=3600, description="heartbeat period, seconds")
+    silence_s: float = Field(10.0, gt=0, le=3600, description="link reported silent after this")
+
+
+class FolderSource(_Strict):
+    type: Literal["folder"]
+    path: Path = Field(description="hot folder the scanner drops image files into")
+    settle_s: float = Field(2.0, ge=0, le=3600, description="a file must be unchanged this long")
+    lane: int = Field(1, ge=0, le=999, description="checkpoint lane this scanner serves")
+
+
+Source = Annotated[SerialSource | FolderSource, Field(discriminator="type")]
+
+
+class StoreConfig(_Strict):
+    data_dir: Path | None = Field(None, description="data directory; default --data / $EDGE_DATA")
+    min_free_mb: int = Field(1024, ge=0, description="retention keeps at least this much disk free")
+    max_age_days: int = Field(90, ge=1, le=36500, description="frames older than this are deleted")
+
+
+class LimitsConfig(_Strict):
+    max_frame_mb: int = Field(256, ge=1, le=4096, description="largest frame accepted, MiB")
+    max_upload_mb: int = Field(64, ge=1, le=4096, description="largest HTTP upload, MiB")
+    queue_frames: int = Field(8, ge=1, le=1024, description="frames waiting per pipeline stage")
+
+
+class EdgeConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    model: ModelConfig = ModelConfig()
+    demo: DemoConfig = DemoConfig()
+    sources: list[Source] = Field(default_factory=list, description="scanner sources")
+    store: StoreConfig = StoreConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for item in loc:
+        if isinstance(item, int):
+            path += f"[{item}]"
+        elif item not in ("serial", "folder"):  # the source's type tag adds nothing
+            path += ("." if path else "") + item
+    return path
+
+
+def config_errors(exc: ValidationError) -> list[str]:
+    """One line per error: `key.path: message`."""
+    return [f"{_key_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+
+
+def parse_config(text: str, source: str = "<config>") -> EdgeConfig:
+    """Validate TOML text; BadInputError lists every problem with its key path."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        return EdgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n".join(f"  {line}" for line in config_errors(exc))
+        raise BadInputError(f"{source}: {exc.error_count()} error(s):\n{lines}") from exc
+
+
+def load_config(path: Path | None) -> EdgeConfig:
+    """The configuration in `path`, or the defaults (the demo) when there is none."""
+    if path is None:
+        return EdgeConfig()
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise BadInputError(
+                f"{path}: {size} bytes; a configuration is at most {MAX_CONFIG_BYTES}"
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read the configuration: {exc}") from exc
+    return parse_config(text, str(path))
+
+
+def documented_keys(model: type[BaseModel] = EdgeConfig, prefix: str = "") -> list[str]:
+    """Every key path of the configuration (for the documentation check)."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        keys.append(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(documented_keys(annotation, f"{path}."))
+    if model is EdgeConfig:
+        for source in (SerialSource, FolderSource):
+            keys.extend(documented_keys(source, "sources[]."))
+    return sorted(set(keys))
