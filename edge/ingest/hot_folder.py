@@ -173,4 +173,6 @@ class HotFolder:
             self._seen.pop(f, None)
             target = unused_name(self.path / "rejected" / f.name)
             shutil.move(str(f), str(target))
-            target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+            target.with_name(target.name + ".reason.txt").write_text(
+                reason + "\n", encoding="utf-8"
+            )

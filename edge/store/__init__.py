@@ -1,0 +1,37 @@
+"""The image log: frames' lossless image files and an SQLite index of frames, results and
+operator decisions, with start-up reconciliation and retention.
+
+`Store` is the entry point; `apply_retention` with a `RetentionPolicy` frees space.
+"""
+
+from edge.store.errors import (
+    FrameNotFoundError,
+    ImageMissingError,
+    LoggingDegradedError,
+    ReconcileAbortedError,
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+)
+from edge.store.records import ReconcileReport, StoredDecision, StoredFrame, StoredResult
+from edge.store.retention import RetentionClass, RetentionPolicy, RetentionReport, apply_retention
+from edge.store.store import Store
+
+__all__ = [
+    "FrameNotFoundError",
+    "ImageMissingError",
+    "LoggingDegradedError",
+    "ReconcileAbortedError",
+    "ReconcileReport",
+    "RetentionClass",
+    "RetentionPolicy",
+    "RetentionReport",
+    "Store",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoredDecision",
+    "StoredFrame",
+    "StoredResult",
+    "apply_retention",
+]

@@ -1,0 +1,168 @@
+"""Retention: clean bags first, then not screened, alarm and disputed bags; pinned never."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from edge.errors import BadInputError
+from edge.frames import Result
+from edge.store import RetentionPolicy, Store, apply_retention
+
+from .conftest import dual_frame, screened
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def add(
+    store: Store,
+    seed: int,
+    kind: str,
+    minute: int,
+    bag: str | None = None,
+    pinned: bool = False,
+) -> str:
+    """A frame received at T0 + minute, screened/decided as `kind` says."""
+    frame_id = store.add_frame(
+        dual_frame(seed), bag=bag or f"bag{seed}", received=T0 + timedelta(minutes=minute),
+        pinned=pinned,
+    ).id  # fmt: skip
+    if kind == "clean":
+        store.add_result(frame_id, screened(False))
+        store.add_decision(frame_id, "clear")  # agreeing with the model: still clean
+    elif kind == "alarm":
+        store.add_result(frame_id, screened(True))
+        store.add_decision(frame_id, "threat")
+    elif kind == "not_screened":
+        store.add_result(frame_id, Result.not_screened("detector crashed"))
+    elif kind == "disputed_clear":  # alarm, operator cleared it
+        store.add_result(frame_id, screened(True))
+        store.add_decision(frame_id, "clear")
+    elif kind == "disputed_search":  # no alarm, operator searched the bag
+        store.add_result(frame_id, screened(False))
+        store.add_decision(frame_id, "search")
+    elif kind != "unscreened":
+        raise ValueError(kind)
+    return frame_id
+
+
+def delete_one(store: Store) -> set[str]:
+    """Shrink the quota by one byte: exactly the next frame in line goes."""
+    before = {f.id for f in store.list_frames()}
+    report = apply_retention(store, RetentionPolicy(quota_bytes=store.images_bytes - 1))
+    after = {f.id for f in store.list_frames()}
+    assert report.deleted_frames == len(before - after)
+    return before - after
+
+
+def test_deletion_order_by_class_then_age_and_pinned_never(
+    open_store: Callable[..., Store],
+) -> None:
+    store = open_store()
+    ids = {
+        "pinned": add(store, 1, "clean", 0, pinned=True),
+        "disputed_clear": add(store, 2, "disputed_clear", 1),
+        "alarm_old": add(store, 3, "alarm", 2),
+        "clean_old": add(store, 4, "clean", 3),
+        "not_screened": add(store, 5, "not_screened", 4),
+        "disputed_search": add(store, 6, "disputed_search", 5),
+        "unscreened": add(store, 7, "unscreened", 6),
+        "clean_new": add(store, 8, "clean", 7),
+        "alarm_new": add(store, 9, "alarm", 8),
+    }
+    expected = [
+        "clean_old", "clean_new", "not_screened", "unscreened", "alarm_old", "alarm_new",
+        "disputed_clear", "disputed_search",
+    ]  # fmt: skip
+    order = []
+    for _ in expected:
+        (gone,) = delete_one(store)
+        order.append(next(name for name, frame_id in ids.items() if frame_id == gone))
+    assert order == expected
+    # Only the pinned frame is left, and no quota makes it go.
+    report = apply_retention(store, RetentionPolicy(quota_bytes=0))
+    assert report.deleted_frames == 0 and report.bytes_still_needed > 0
+    assert [f.id for f in store.list_frames()] == [ids["pinned"]]
+    assert store.images_bytes == store.get_frame(ids["pinned"]).bytes
+    files = [p for p in store.images_dir.rglob("*") if p.is_file()]
+    assert len(files) == 2  # deleted frames' files are gone too
+
+
+def test_a_bag_is_as_precious_as_its_most_precious_view(open_store: Callable[..., Store]) -> None:
+    store = open_store()
+    side_clean = add(store, 1, "clean", 0, bag="B1")  # the oldest, but its bag alarmed
+    top_alarm = add(store, 2, "alarm", 1, bag="B1")
+    other_clean = add(store, 3, "clean", 2, bag="B2")
+    assert delete_one(store) == {other_clean}
+    assert delete_one(store) == {side_clean}
+    assert delete_one(store) == {top_alarm}
+
+
+def test_max_age_deletes_old_frames_except_pinned(open_store: Callable[..., Store]) -> None:
+    store = open_store()
+    old_alarm = add(store, 1, "alarm", 0)
+    old_pinned = add(store, 2, "clean", 1, pinned=True)
+    recent = add(store, 3, "clean", 60 * 24 * 10)
+    report = apply_retention(store, RetentionPolicy(max_age_days=5), now=T0 + timedelta(days=12))
+    assert report.deleted_frames == 1 and report.by_class == {"alarm": 1}
+    assert {f.id for f in store.list_frames()} == {old_pinned, recent}
+    assert old_alarm not in {f.id for f in store.list_frames()}
+    assert store.list_events(kind="retention")[0]["details"]["by_class"] == {"alarm": 1}
+
+
+def test_writes_apply_the_stores_policy_and_keep_the_alarm_bags(
+    open_store: Callable[..., Store],
+) -> None:
+    size = len(dual_frame(0).high.tobytes()) * 2 + 400  # ~ one frame's PNG pair, and then some
+    store = open_store(retention=RetentionPolicy(quota_bytes=6 * size))
+    alarms = [add(store, 100 + i, "alarm", i) for i in range(3)]
+    cleans = [add(store, 200 + i, "clean", 10 + i) for i in range(12)]
+    assert store.images_bytes <= 6 * size
+    left = {f.id for f in store.list_frames()}
+    assert set(alarms) <= left  # the alarm bags stayed
+    assert left - set(alarms) == set(cleans[-len(left) + 3 :])  # the newest clean ones stayed
+    assert store.health()["logging"] == "ok"
+
+
+def test_free_space_reserve_under_a_capacity(open_store: Callable[..., Store]) -> None:
+    probe = open_store()
+    one = probe.add_frame(dual_frame(0)).bytes
+    probe.close()
+    store = open_store(capacity_bytes=20 * one, retention=RetentionPolicy(min_free_bytes=15 * one))
+    for i in range(10):
+        add(store, i, "clean", i)
+    assert store.free_bytes() >= 15 * one - one  # the reserve holds (frames differ by a few bytes)
+    assert store.count_frames() <= 6
+
+
+@pytest.mark.parametrize(
+    ("policy", "free", "used", "incoming", "needed"),
+    [
+        (RetentionPolicy(), 0, 10**9, 10**6, 0),
+        (RetentionPolicy(min_free_bytes=100), 150, 0, 0, 0),
+        (RetentionPolicy(min_free_bytes=100), 150, 0, 70, 20),
+        (RetentionPolicy(quota_bytes=1000), 0, 900, 150, 50),
+        (RetentionPolicy(min_free_bytes=100, quota_bytes=1000), 50, 900, 0, 50),
+        (RetentionPolicy(min_free_bytes=100, quota_bytes=1000), 500, 1200, 0, 200),
+    ],
+)
+def test_bytes_needed(
+    policy: RetentionPolicy, free: int, used: int, incoming: int, needed: int
+) -> None:
+    assert policy.bytes_needed(free, used, incoming) == needed
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"min_free_bytes": -1}, {"max_age_days": -0.5}, {"quota_bytes": -10}],
+)
+def test_a_negative_policy_is_refused(fields: dict[str, float]) -> None:
+    with pytest.raises(BadInputError, match="expected >= 0"):
+        RetentionPolicy(**fields)  # type: ignore[arg-type]
+
+
+def test_apply_retention_needs_a_policy(open_store: Callable[..., Store]) -> None:
+    with pytest.raises(BadInputError, match="no policy"):
+        apply_retention(open_store())
