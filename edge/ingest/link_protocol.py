@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import numbers
 import struct
 import zlib
 from collections.abc import Mapping
@@ -249,18 +250,19 @@ def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what
     if key not in obj:
         raise PayloadError(f"{what}: missing field '{key}'", _frame_of(obj))
     value = obj[key]
-    # bool is an int subclass in Python; JSON true is never a valid count or id.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        ok = False
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int subclass in Python; JSON true is never a valid count, id or score.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
         raise PayloadError(
-            f"{what}: field '{key}' expected {names}, got {json.dumps(value)[:60]}",
-            _frame_of(obj),
+            f"{what}: field '{key}' expected {names}, got {_show(value)}", _frame_of(obj)
         )
     return value
+
+
+def _show(value: Any) -> str:
+    """A value for an error message: as JSON, short."""
+    return json.dumps(value, default=repr)[:60]
 
 
 def _frame_of(obj: Mapping[str, Any]) -> str | None:
@@ -340,7 +342,7 @@ def parse_frame_start(
     if tuple(channels) not in CHANNEL_LAYOUTS:
         raise PayloadError(
             f'{what}: field \'channels\' expected ["high","low"] or ["high"], '
-            f"got {json.dumps(channels)[:60]}",
+            f"got {_show(channels)}",
             frame,
         )
     dtype = _field(obj, "dtype", str, what)
@@ -417,7 +419,7 @@ def parse_heartbeat(payload: bytes) -> Heartbeat:
         ) from None
     status = obj.get("status")
     if status is not None and not isinstance(status, str):
-        raise PayloadError(f"HEARTBEAT: field 'status' expected str, got {json.dumps(status)[:60]}")
+        raise PayloadError(f"HEARTBEAT: field 'status' expected str, got {_show(status)}")
     return Heartbeat(time, status)
 
 
@@ -510,14 +512,17 @@ def _validate_detection(det: Any, what: str) -> dict[str, Any]:
             f"{what}: expected fields class, score, box, got {', '.join(sorted(det))}"
         )
     name = _field(det, "class", str, what)
-    score = _field(det, "score", (int, float), what)
+    # numbers.Real: numpy scalars from a detector are numbers too.
+    score = _field(det, "score", numbers.Real, what)
     box = _field(det, "box", (list, tuple), what)
-    numbers = [v for v in box if isinstance(v, int | float) and not isinstance(v, bool)]
-    if len(box) != 4 or len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
-        raise PayloadError(f"{what}: field 'box' expected [x1, y1, x2, y2] numbers, got {box!r}")
+    coords = [v for v in box if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+    if len(box) != 4 or len(coords) != 4 or not all(math.isfinite(v) for v in coords):
+        raise PayloadError(
+            f"{what}: field 'box' expected [x1, y1, x2, y2] numbers, got {_show(box)}"
+        )
     if not math.isfinite(score):
-        raise PayloadError(f"{what}: field 'score' expected a finite number, got {score!r}")
-    return {"class": name, "score": float(score), "box": [float(v) for v in numbers]}
+        raise PayloadError(f"{what}: field 'score' expected a finite number, got {_show(score)}")
+    return {"class": name, "score": float(score), "box": [float(v) for v in coords]}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -31,6 +31,7 @@ from edge.ingest import one_line
 from edge.ingest.frame_assembler import AssembledFrame, FrameAssembler, Orphan, Rejected
 from edge.ingest.link_protocol import (
     DEFAULT_MAX_FRAME_BYTES,
+    DELIMITER,
     Packet,
     PacketDecoder,
     PacketType,
@@ -50,6 +51,26 @@ logger = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.1  # how often the reader looks at the stop flag
 MAX_READ = 1 << 20
+# Reported by status() from the start, next to the decoder's and the assembler's counters.
+COUNTERS = (
+    "frames_stored",
+    "frames_rejected",
+    "results_sent",
+    "errors_sent",
+    "errors_received",
+    "heartbeats_sent",
+    "heartbeats_received",
+    "seq_gaps",
+    "bytes_received",
+    "unexpected_packets",
+    "bad_payloads",
+    "callback_errors",
+    "internal_errors",
+    "opens",
+    "open_failures",
+    "port_errors",
+    "write_errors",
+)
 
 
 class LinkError(EdgeError):
@@ -101,6 +122,10 @@ class LinkStatus:
     def silent(self) -> bool:
         return self.state == "silent"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for health reports."""
+        return asdict(self) | {"connected": self.connected, "silent": self.silent}
+
 
 class ScannerLink:
     """One scanner on one serial port. `start()`, then frames flow to `on_frame`."""
@@ -129,7 +154,7 @@ class ScannerLink:
         self._seq = SeqCounter()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self._port: serial.SerialBase | None = None
         self._connected = threading.Event()
         self._stop = threading.Event()
@@ -143,6 +168,7 @@ class ScannerLink:
         self._last_error: str | None = None
         self._logged_open_error: str | None = None
         self._was_silent = False
+        self._torn = False  # the last write failed part-way
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -208,9 +234,15 @@ class ScannerLink:
             if port is None:
                 raise LinkError(f"scanner link {self.url}: not connected, {type_.name} not sent")
             data = encode_packet(type_, self._seq.next(), payload)
+            if self._torn:
+                # A timed-out write may have left half a packet on the line; a delimiter
+                # ends it there instead of letting it swallow this packet.
+                data = DELIMITER + data
             try:
                 port.write(data)
+                self._torn = False
             except (serial.SerialException, OSError) as exc:
+                self._torn = True
                 self._count("write_errors")
                 raise LinkError(
                     f"scanner link {self.url}: {type_.name} not sent ({one_line(exc)})"
@@ -297,6 +329,7 @@ class ScannerLink:
         self._last_rx = time.monotonic()
         with self._write_lock:
             self._port = port
+            self._torn = False
         self._connected.set()
         self._count("opens")
         logger.info("scanner link %s: port open", self.url)
@@ -377,6 +410,10 @@ class ScannerLink:
             outcome = FrameOutcome.rejected(f"not stored: {one_line(exc)}")
         finally:
             self._in_callback_since = None
+        if outcome.status == "stored" and outcome.id is None:
+            self._count("callback_errors")
+            logger.error("scanner link %s: on_frame said stored without an id", self.url)
+            outcome = FrameOutcome.rejected("not stored: no appliance id")
         if outcome.status == "stored" and outcome.id is not None:
             self._count("frames_stored")
             self._send(PacketType.ACK, ack_stored_payload(frame.frame, outcome.id))

@@ -67,6 +67,7 @@ FAULTS = {
 }
 GARBAGE_BYTES = 1 << 20
 READ_TIMEOUT_S = 0.05
+RECENT_BAGS = 4  # rendered bags kept for a resend (a full-size bag is about 3 MB)
 
 
 @dataclass
@@ -170,7 +171,8 @@ class ScannerEmulator:
 
     `faults`: bag index -> a name from FAULTS, applied to that bag's first sending only.
     `downsample`: keep every n-th row and column (smaller frames for quick tests).
-    `timeout_s`: how long to wait for the last ACKs and RESULTs after the last frame.
+    `timeout_s`: how long to wait for the last ACKs and RESULTs once nothing comes back,
+    and for a stalled write (the appliance not reading) before giving up.
     """
 
     def __init__(
@@ -223,6 +225,9 @@ class ScannerEmulator:
         self._resend: collections.deque[str] = collections.deque()
         self._report = EmulatorReport(bags)
         self._last_progress = time.monotonic()  # last answer from the appliance
+        self._recent: collections.OrderedDict[int, tuple[FrameStart, bytes]] = (
+            collections.OrderedDict()
+        )
 
     def run(self) -> EmulatorReport:
         """Send every bag, wait for the answers, and report. LinkError if the port won't open."""
@@ -258,8 +263,9 @@ class ScannerEmulator:
     def _send_all(self) -> None:
         started = time.monotonic()
         for index in range(self.bags):
-            if self.rate_hz:
-                self._serve_resends(until=started + index / self.rate_hz)
+            # Resends go first, while their bag is still fresh (and likely rendered).
+            due = started + index / self.rate_hz if self.rate_hz else time.monotonic()
+            self._serve_resends(until=due)
             seed = self.seed + index
             entry = _Bag(index, seed, f"emu{self.seed}-{index:05d}", f"bag{self.seed}-{index:05d}")
             with self._state:
@@ -308,24 +314,35 @@ class ScannerEmulator:
             entry.end_sent_at = self._last_progress = time.monotonic()
         self._write(end)
 
-    def _packets(self, entry: _Bag, fault: str | None) -> list[_Out]:
+    def _render(self, entry: _Bag) -> tuple[FrameStart, bytes]:
+        """The bag's FRAME_START and image bytes; the last few are kept for resends."""
+        if entry.seed in self._recent:
+            return self._recent[entry.seed]
         sim = simulate_bag(entry.seed, threat_ratio=self.threat_ratio)
         step = self.downsample
         high = np.ascontiguousarray(sim.high[::step, ::step], dtype="<u2")
         low = np.ascontiguousarray(sim.low[::step, ::step], dtype="<u2")
         image = high.tobytes() + low.tobytes()
         height, width = high.shape
+        view = sim.attributes.get("view", "top")
         start = FrameStart(
             entry.frame,
             entry.bag,
             self.lane,
-            sim.attributes.get("view", "top"),
+            view,
             width,
             height,
             ("high", "low"),
             "uint16",
             len(image),
         )
+        self._recent[entry.seed] = (start, image)
+        while len(self._recent) > RECENT_BAGS:
+            self._recent.popitem(last=False)
+        return start, image
+
+    def _packets(self, entry: _Bag, fault: str | None) -> list[_Out]:
+        start, image = self._render(entry)
         if fault == "oversize_frame":
             huge = FrameStart.expected_bytes(MAX_SIDE, MAX_SIDE, 2)
             start = FrameStart(

@@ -9,6 +9,7 @@ import struct
 import zlib
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -347,3 +348,13 @@ def test_result_payload_has_exactly_the_contracts_fields() -> None:
 def test_result_errors_name_the_field(change: dict[str, Any], message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         result_payload(RESULT | change)
+
+
+def test_result_accepts_numpy_numbers_from_a_detector() -> None:
+    det = {
+        "class": "gun",
+        "score": np.float32(0.5),
+        "box": list(np.array([1, 2, 3, 4], np.float32)),
+    }
+    sent = json.loads(result_payload(RESULT | {"detections": [det]}))
+    assert sent["detections"] == [{"class": "gun", "score": 0.5, "box": [1.0, 2.0, 3.0, 4.0]}]

@@ -152,15 +152,18 @@ def test_stored_ack_is_sent_only_once_on_frame_returned(
     run_link: Callable[..., ScannerLink], scanner: Scanner
 ) -> None:
     acks_seen_during_store: list[int] = []
+    called = threading.Event()
 
     def durable(frame: AssembledFrame) -> FrameOutcome:
         time.sleep(0.3)  # the store's fsync
-        scanner.poll()
+        scanner.poll()  # the test thread stays off the scanner's port meanwhile
         acks_seen_during_store.append(sum(p.type is PacketType.ACK for p in scanner.seen))
+        called.set()
         return FrameOutcome.stored(42)
 
     run_link(durable)
     scanner.send_frame("F1", *image(2))
+    assert called.wait(5)
     assert parse_ack(scanner.wait_for(PacketType.ACK).payload).id == 42
     assert acks_seen_during_store == [0]
 
@@ -262,7 +265,7 @@ def test_heartbeats_both_ways_and_silence(
         assert time.monotonic() < deadline, link.status()
         time.sleep(0.05)
     scanner.send(PacketType.HEARTBEAT, heartbeat_payload("scanning", time="2024-05-01T12:00:00Z"))
-    while link.status().counters.get("heartbeats_received", 0) < 1:
+    while link.status().counters["heartbeats_received"] < 1:
         assert time.monotonic() < deadline, link.status()
         time.sleep(0.02)
     status = link.status()
@@ -357,7 +360,7 @@ def test_loop_url_reads_back_its_own_packets() -> None:
             {"frame": "F", "bag": "B", "id": 1, "alarm": True, "model": "m@1", "detections": []}
         )
         deadline = time.monotonic() + 5
-        while link.status().counters.get("unexpected_packets", 0) < 1:
+        while link.status().counters["unexpected_packets"] < 1:
             assert time.monotonic() < deadline, link.status()
             time.sleep(0.02)
         status = link.status()
@@ -373,3 +376,35 @@ def test_heartbeat_payload_on_the_wire_is_json_with_utc_time(
     run_link(Store())
     obj = json.loads(scanner.wait_for(PacketType.HEARTBEAT).payload)
     assert set(obj) == {"time", "status"} and obj["time"].endswith("Z")
+
+
+def test_a_write_that_times_out_does_not_swallow_the_next_packet(
+    run_link: Callable[..., ScannerLink], scanner: Scanner
+) -> None:
+    link = run_link(Store(), heartbeat_s=30.0, write_timeout_s=0.2)
+    scanner.wait_for(PacketType.HEARTBEAT)  # the one sent on opening
+    detections = [{"class": "knife", "score": 0.5, "box": [1, 2, 3, 4]}] * 1200
+    big = {
+        "frame": "F",
+        "bag": "B",
+        "id": 1,
+        "alarm": True,
+        "model": "m@1",
+        "detections": detections,
+    }
+    with pytest.raises(LinkError, match="RESULT not sent"):
+        for _ in range(100):  # the scanner is not reading: the cable's buffers fill up
+            link.send_result(big)
+    while data := scanner.port.read(1 << 16):  # drain the cable, torn packet included
+        scanner.decoder.feed(data)
+    assert scanner.decoder.stats.bad_packets == 0  # the torn packet is still unfinished
+    link.send_result(big | {"frame": "LAST", "detections": []})
+    assert parse_result(scanner.wait_for(PacketType.RESULT).payload)["frame"] == "LAST"
+    assert link.status().counters["write_errors"] == 1
+    assert scanner.decoder.stats.bad_packets == 1  # ended by the delimiter, alone
+
+
+def test_status_is_json_ready(run_link: Callable[..., ScannerLink]) -> None:
+    doc = json.loads(json.dumps(run_link(Store()).status().to_dict()))
+    assert doc["connected"] is True and doc["state"] == "connected"
+    assert doc["counters"]["frames_stored"] == 0 and doc["counters"]["garbage_bytes"] == 0
