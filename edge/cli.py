@@ -183,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threat-ratio", type=float, default=0.5, help="share of threat bags")
     d.add_argument("--json", action="store_true", help="print one JSON document")
     d.set_defaults(func=cmd_simulate_dataset)
+    sc = kinds.add_parser(
+        "scanner", parents=[common], help="emulate a scanner on a serial port (sends bags)"
+    )
+    from edge.sim.scanner import add_scanner_arguments, run_scanner_command
+
+    add_scanner_arguments(sc)
+    sc.set_defaults(func=run_scanner_command)
     return parser
 
 
