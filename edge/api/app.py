@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.errors import EdgeError
-from edge.service import ScreeningService
+from edge.pipeline import Pipeline
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Frame ids never name another image while the service runs, so a browser may keep them;
@@ -32,7 +32,7 @@ IMAGE_CACHE_CONTROL = "private, max-age=3600"
 class AppContext:
     """Everything the routes need; later stages (store, events, roles) add fields here."""
 
-    service: ScreeningService
+    service: Pipeline
     version: str = "unknown"
 
 

@@ -163,6 +163,18 @@ class IsolatedDetector:
     def info(self) -> ModelInfo | None:
         return self.status.model
 
+    @property
+    def model_id(self) -> str:
+        return self.status.model.model_id if self.status.model else ""
+
+    @property
+    def model_sha256(self) -> str:
+        return self.status.model.sha256 if self.status.model else ""
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.status.model.class_names) if self.status.model else []
+
     # ------------------------------------------------------------------ screening
 
     def _fail(self, reason: str) -> str:

@@ -15,9 +15,11 @@ from edge.store.errors import (
 )
 from edge.store.records import ReconcileReport, StoredDecision, StoredFrame, StoredResult
 from edge.store.retention import RetentionClass, RetentionPolicy, RetentionReport, apply_retention
+from edge.store.rows import FrameFields
 from edge.store.store import Store
 
 __all__ = [
+    "FrameFields",
     "FrameNotFoundError",
     "ImageMissingError",
     "LoggingDegradedError",

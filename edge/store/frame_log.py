@@ -90,14 +90,12 @@ class FrameLog:
         relative = relative_paths(frame_id, received, encoded.channels)
         row = frame_row(frame_id, received, encoded, relative, metadata, fields)
         paths = [self.data_dir / p for p in relative]
-        written: list[Path] = []
+        for path in paths:
+            if path.exists():  # never replace a logged image, whatever went wrong
+                raise StoreError(f"{path}: exists already; frame id {frame_id} reused")
+        ensure_dir(paths[0].parent, self.known_dirs)
+        write_durable(list(zip(paths, encoded.files.values(), strict=True)))
         try:
-            ensure_dir(paths[0].parent, self.known_dirs)
-            for path, data in zip(paths, encoded.files.values(), strict=True):
-                if path.exists():  # never replace a logged image, whatever went wrong
-                    raise StoreError(f"{path}: exists already; frame id {frame_id} reused")
-                write_durable(path, data)
-                written.append(path)
             with db.atomic():
                 db.table("frames").insert(row)
                 db.execute(
@@ -107,7 +105,7 @@ class FrameLog:
                 )
         except BaseException:
             try:
-                remove_files(written)
+                remove_files(paths)
             except OSError:
                 logger.exception("could not remove the files of frame %s, not logged", frame_id)
             raise

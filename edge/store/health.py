@@ -1,5 +1,5 @@
 """Logging health: a write that fails for lack of space or an I/O error degrades logging
-instead of stopping the appliance; the next successful write clears it.
+instead of stopping the appliance; the next write of the same kind that succeeds clears it.
 
 Disk-full and I/O errors are told apart from bugs: an OSError, or an SQLite error whose
 primary code says the disk or file cannot take writes (SQLITE_FULL, SQLITE_IOERR, ...).
@@ -69,11 +69,9 @@ class LoggingHealth:
         self._reason: str | None = None
         self._last_write: str | None = None
 
-    def guarded(
-        self, job: Callable[[Database], T], kind: str, clears: bool = True
-    ) -> Callable[[Database], T]:
+    def guarded(self, job: Callable[[Database], T], kind: str) -> Callable[[Database], T]:
         """`job` wrapped: a disk error degrades logging and raises LoggingDegradedError;
-        success clears a failure of the same kind when `clears` (a real write got through)."""
+        success clears an earlier failure of the same kind of write."""
 
         def run(db: Database) -> T:
             try:
@@ -87,8 +85,7 @@ class LoggingHealth:
                     f"image log: {kind} not logged, logging degraded ({reason}); screening goes on",
                     reason,
                 ) from exc
-            if clears:
-                self._recover(db, kind)
+            self._recover(db, kind)
             return value
 
         return run

@@ -10,7 +10,6 @@ that start-up removes.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import secrets
@@ -26,13 +25,16 @@ import numpy.typing as npt
 from edge.errors import BadInputError
 from edge.frames import Frame
 from edge.ingest.images import HIGH_SUFFIX, LOW_SUFFIX
-from edge.store.errors import ImageMissingError
+from edge.store.errors import ImageMissingError, StoreError
 
 IMAGES_DIRNAME = "images"
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
-# zlib level 1: most of the compression of level 9 on X-ray data at a fraction of the time.
-PNG_COMPRESSION = 1
+# zlib level 0 (stored): PNG encoding then costs a few ms per 1024x768 channel where
+# deflate costs 40-110 ms, and the log must keep up with the scanner on a CPU it shares
+# with inference; noisy 16-bit X-ray data deflates by only ~20% anyway. Levels 1-9 trade
+# that time for space, with the cheap SUB filter rather than libpng's adaptive search.
+DEFAULT_PNG_LEVEL = 0
 
 CHANNEL_SUFFIXES = {"high": HIGH_SUFFIX, "low": LOW_SUFFIX, "rgb": ""}
 
@@ -68,8 +70,20 @@ def pixel_sha256(frame: Frame) -> str:
     return digest.hexdigest()
 
 
-def encode_frame(frame: Frame) -> EncodedFrame:
+def png_params(level: int) -> list[int]:
+    """cv2.imencode parameters for a zlib `level` 0-9."""
+    if not 0 <= level <= 9:
+        raise BadInputError(f"png level: expected 0-9, got {level}")
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+        chosen = cv2.IMWRITE_PNG_FILTER_NONE if level == 0 else cv2.IMWRITE_PNG_FILTER_SUB
+        params += [cv2.IMWRITE_PNG_FILTER, chosen]
+    return params
+
+
+def encode_frame(frame: Frame, level: int = DEFAULT_PNG_LEVEL) -> EncodedFrame:
     """PNG-encode each channel the frame has (no I/O; safe outside the writer thread)."""
+    params = png_params(level)
     files: dict[str, bytes] = {}
     arrays: dict[str, npt.NDArray[np.generic] | None] = {
         "high": frame.high,
@@ -79,11 +93,9 @@ def encode_frame(frame: Frame) -> EncodedFrame:
     for name, array in arrays.items():
         if array is None:
             continue
-        ok, buffer = cv2.imencode(
-            ".png", np.ascontiguousarray(array), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
-        )
+        ok, buffer = cv2.imencode(".png", np.ascontiguousarray(array), params)
         if not ok:
-            raise OSError(errno.EIO, f"PNG encoding of the {name} channel failed")
+            raise StoreError(f"frame: PNG encoding of the {name} channel failed")
         files[name] = buffer.tobytes()
     height, width = frame.shape
     return EncodedFrame(files, width, height, pixel_sha256(frame))
@@ -116,9 +128,10 @@ def fsync_dir(directory: Path) -> None:
 def ensure_dir(directory: Path, known: set[Path]) -> None:
     """Create a directory and its missing parents, fsyncing each parent that gained an entry.
 
-    `known` caches directories already checked, so the common case is one set lookup.
+    `known` holds directories this process made or found, so the common case is one
+    stat (still made: someone may have removed an empty day directory by hand).
     """
-    if directory in known:
+    if directory in known and directory.is_dir():
         return
     missing: list[Path] = []
     probe = directory
@@ -132,24 +145,39 @@ def ensure_dir(directory: Path, known: set[Path]) -> None:
     known.add(directory)
 
 
-def write_durable(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that it is all there or not there after a crash."""
-    temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def write_durable(files: list[tuple[Path, bytes]]) -> None:
+    """Write files of one directory so that each is all there or not there after a crash.
+
+    All are written to temp names and fsync'd, then renamed, then the directory is
+    fsync'd once. On an error nothing is left: temp files and files renamed so far go.
+    """
+    if not files:
+        return
+    directory = files[0][0].parent
+    if any(path.parent != directory for path, _ in files):
+        raise ValueError("write_durable: expected files of one directory")
+    temps: list[Path] = []
+    renamed: list[Path] = []
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
+        for path, data in files:
+            temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            temps.append(temp)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for temp, (path, _) in zip(temps, files, strict=True):
+            os.replace(temp, path)
+            renamed.append(path)
+        fsync_dir(directory)
     except BaseException:
-        remove_quietly(temp)
+        for leftover in [*temps[len(renamed) :], *renamed]:
+            remove_quietly(leftover)
         raise
-    fsync_dir(path.parent)
 
 
 def remove_quietly(path: Path) -> None:

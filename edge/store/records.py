@@ -134,6 +134,19 @@ class StoredFrame:
             self.alarm is False and self.decision in ("search", "threat")
         )
 
+    def frame_meta(self) -> dict[str, Any]:
+        """Frame.meta for the pixels read back: the stored metadata and the log's fields."""
+        return {
+            **self.metadata,
+            "frame_id": self.id,
+            "received": self.received,
+            "source": self.source,
+            "bag": self.bag,
+            "lane": self.lane,
+            "view": self.view,
+            "scanner_frame_id": self.scanner_frame_id,
+        }
+
     @classmethod
     def from_row(cls, row: RowLike) -> StoredFrame:
         return cls(

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlite_utils import Database
 
 from edge.frames import Result
 from edge.store.images import EncodedFrame
 from edge.store.records import iso, model_parts, to_json, utc_now
+
+
+class FrameFields(TypedDict, total=False):
+    """What Store.add_frame takes besides the pixels."""
+
+    source: str | None  # "serial:/dev/ttyUSB0", "folder", "upload", "demo", ...
+    bag: str | None
+    lane: int | None
+    view: str | None
+    scanner_frame_id: str | None
+    metadata: dict[str, Any] | None  # merged over frame.meta; JSON-serialisable
+    received: datetime | None  # default now (UTC)
+    pinned: bool
 
 
 class FrameIds:

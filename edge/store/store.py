@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 
 from sqlite_utils import Database
 
@@ -28,7 +28,15 @@ from edge.store import queries
 from edge.store.errors import FrameNotFoundError, StoreCorruptError
 from edge.store.frame_log import FrameLog
 from edge.store.health import LoggingHealth
-from edge.store.images import IMAGES_DIRNAME, decode_files, encode_frame, ensure_dir, fsync_dir
+from edge.store.images import (
+    DEFAULT_PNG_LEVEL,
+    IMAGES_DIRNAME,
+    decode_files,
+    encode_frame,
+    ensure_dir,
+    fsync_dir,
+    png_params,
+)
 from edge.store.reconcile import quick_check, reconcile
 from edge.store.records import (
     ReconcileReport,
@@ -41,7 +49,7 @@ from edge.store.records import (
     utc_now,
 )
 from edge.store.retention import RetentionPolicy
-from edge.store.rows import result_row
+from edge.store.rows import FrameFields, result_row
 from edge.store.schema import DECISIONS, apply_migrations
 from edge.store.writer import ReadPool, WriterThread
 
@@ -51,19 +59,6 @@ T = TypeVar("T")
 DB_FILENAME = "edge.db"
 
 
-class FrameFields(TypedDict, total=False):
-    """What add_frame takes besides the pixels."""
-
-    source: str | None  # "serial:/dev/ttyUSB0", "folder", "upload", "demo", ...
-    bag: str | None
-    lane: int | None
-    view: str | None
-    scanner_frame_id: str | None
-    metadata: dict[str, Any] | None  # merged over frame.meta; JSON-serialisable
-    received: datetime | None  # default now (UTC)
-    pinned: bool
-
-
 class Store:
     """The image log in `data_dir`. Thread-safe; close() it (or use `with`).
 
@@ -71,7 +66,8 @@ class Store:
     quota, and by age about hourly; `capacity_bytes`: the most the image files may take,
     as if the disk were that small (a write past it fails with ENOSPC); `db_max_bytes`:
     cap on edge.db (SQLite then reports SQLITE_FULL); `force_reconcile`: delete orphan
-    files even when they are more than half of all image files.
+    files even when they are more than half of all image files; `png_level`: zlib level
+    0-9 of the image files (0, the default, is fastest; see images.DEFAULT_PNG_LEVEL).
     """
 
     def __init__(
@@ -82,16 +78,18 @@ class Store:
         capacity_bytes: int | None = None,
         db_max_bytes: int | None = None,
         force_reconcile: bool = False,
+        png_level: int = DEFAULT_PNG_LEVEL,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DB_FILENAME
         self.images_dir = self.data_dir / IMAGES_DIRNAME
-        self.retention = retention
         self.reconcile_report: ReconcileReport | None = None
         self._log = FrameLog(self.data_dir, retention, capacity_bytes)
         self._health = LoggingHealth()
         self._db_max_bytes = db_max_bytes
         self._force_reconcile = force_reconcile
+        png_params(png_level)  # refuse a bad level now, not at the first frame
+        self.png_level = png_level
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._writer = WriterThread(self.db_path, setup=self._start_up)
@@ -132,7 +130,7 @@ class Store:
 
     def add_frame_async(self, frame: Frame, **fields: Unpack[FrameFields]) -> Future[StoredFrame]:
         """add_frame without waiting: the Future resolves once the frame is durable."""
-        encoded = encode_frame(frame)  # CPU work in the caller's thread, not the writer's
+        encoded = encode_frame(frame, self.png_level)  # CPU work in the caller's thread
         given: dict[str, Any] = dict(fields)
         metadata = {**frame.meta, **(given.pop("metadata", None) or {})}
         received = to_utc(given.pop("received", None) or utc_now())
@@ -201,8 +199,8 @@ class Store:
 
     def submit_write(self, job: Callable[[Database], T]) -> Future[T]:
         """Run `job(db)` on the writer thread (for the store's own modules: retention,
-        export records). A disk error degrades logging; success does not clear it."""
-        return self._write(job, kind="maintenance", clears=False)
+        export records). A disk error degrades logging like any other write."""
+        return self._write(job, kind="maintenance")
 
     def delete_frames(self, db: Database, frame_ids: list[str]) -> int:
         """Writer thread only (a submit_write job): delete frames whole; returns bytes freed."""
@@ -233,10 +231,20 @@ class Store:
         with self._readers.connection() as conn:
             return queries.list_frames(conn, where, limit, offset, newest_first)
 
-    def count_frames(self, **filters: Any) -> int:
-        """How many frames list_frames would return without limit and offset."""
+    def count_frames(
+        self,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        alarm: bool | None = None,
+        not_screened: bool | None = None,
+        *,
+        disputed: bool | None = None,
+        bag: str | None = None,
+    ) -> int:
+        """How many frames list_frames would return with these filters, unpaged."""
+        where = queries.frame_filter(since, until, alarm, not_screened, disputed, bag)
         with self._readers.connection() as conn:
-            return queries.count_frames(conn, queries.frame_filter(**filters))
+            return queries.count_frames(conn, where)
 
     def list_results(self, frame_id: str) -> list[StoredResult]:
         with self._readers.connection() as conn:
@@ -253,17 +261,13 @@ class Store:
         frame = decode_files(
             self.data_dir, frame_id, stored.channels, stored.image_paths, stored.sha256
         )
-        frame.meta = {
-            **stored.metadata,
-            "frame_id": stored.id,
-            "received": stored.received,
-            "source": stored.source,
-            "bag": stored.bag,
-            "lane": stored.lane,
-            "view": stored.view,
-            "scanner_frame_id": stored.scanner_frame_id,
-        }
+        frame.meta = stored.frame_meta()
         return frame
+
+    @property
+    def retention(self) -> RetentionPolicy | None:
+        """The policy applied before writes (and by apply_retention without one)."""
+        return self._log.retention
 
     @property
     def images_bytes(self) -> int:
@@ -316,5 +320,5 @@ class Store:
         if cursor.rowcount == 0:
             raise FrameNotFoundError(f"frame {frame_id!r} is not in the image log")
 
-    def _write(self, job: Callable[[Database], T], *, kind: str, clears: bool = True) -> Future[T]:
-        return self._writer.submit(self._health.guarded(job, kind, clears))
+    def _write(self, job: Callable[[Database], T], *, kind: str) -> Future[T]:
+        return self._writer.submit(self._health.guarded(job, kind))

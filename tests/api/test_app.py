@@ -13,7 +13,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from edge.api.app import STATIC_DIR, AppContext, create_app
 from edge.detector import Detector
 from edge.frames import Frame
-from edge.service import ScreeningService
+from edge.pipeline import LocalScreener, Pipeline
 from edge.sim.scene import simulate_bag
 
 with warnings.catch_warnings():
@@ -28,17 +28,17 @@ ALARM_OUTPUT = np.array([[[32.0], [32.0], [20.0], [20.0], [0], [0.9], [0], [0]]]
 
 
 @pytest.fixture
-def service(tiny_model_dir: MakeDir) -> ScreeningService:
-    return ScreeningService(Detector.load(tiny_model_dir([ALARM_OUTPUT])))
+def service(tiny_model_dir: MakeDir) -> Pipeline:
+    return Pipeline(LocalScreener(Detector.load(tiny_model_dir([ALARM_OUTPUT]))))
 
 
 @pytest.fixture
-def client(service: ScreeningService) -> Iterator[TestClient]:
+def client(service: Pipeline) -> Iterator[TestClient]:
     with TestClient(create_app(AppContext(service=service, version="9.9.9"))) as client:
         yield client
 
 
-def submit_three(service: ScreeningService) -> None:
+def submit_three(service: Pipeline) -> None:
     bag = simulate_bag(3)
     service.submit(Frame(high=bag.high, low=bag.low), source="demo", bag="bag-a")
     service.submit(Frame(rgb=np.full((40, 60, 3), 90, np.uint8)), source="upload", bag="bag-b")
@@ -65,7 +65,7 @@ def test_health_before_any_frame(client: TestClient) -> None:
     assert health["uptime_s"] >= 0
 
 
-def test_health_counts_frames(client: TestClient, service: ScreeningService) -> None:
+def test_health_counts_frames(client: TestClient, service: Pipeline) -> None:
     submit_three(service)
     health = client.get("/api/health").json()
     assert (health["frames_in"], health["screened"], health["alarms"]) == (3, 3, 3)
@@ -73,7 +73,7 @@ def test_health_counts_frames(client: TestClient, service: ScreeningService) -> 
 
 
 def test_health_without_a_model_is_degraded() -> None:
-    service = ScreeningService(None)
+    service = Pipeline(None)
     service.submit(Frame(rgb=np.zeros((8, 8, 3), np.uint8)), source="test", bag="b")
     with TestClient(create_app(AppContext(service=service))) as client:
         health = client.get("/api/health").json()
@@ -86,7 +86,7 @@ def test_health_without_a_model_is_degraded() -> None:
     ]
 
 
-def test_frames_newest_first(client: TestClient, service: ScreeningService) -> None:
+def test_frames_newest_first(client: TestClient, service: Pipeline) -> None:
     submit_three(service)
     frames = client.get("/api/frames").json()
     assert [f["id"] for f in frames] == ["f-000003", "f-000002", "f-000001"]
@@ -94,7 +94,7 @@ def test_frames_newest_first(client: TestClient, service: ScreeningService) -> N
     newest = frames[0]
     assert set(newest) == {
         "id", "time", "bag", "source", "state", "alarm", "reason", "model",
-        "detections", "width", "height", "timings_ms",
+        "detections", "width", "height", "timings_ms", "logged",
     }  # fmt: skip
     assert (newest["width"], newest["height"], newest["source"]) == (32, 48, "upload")
     assert (newest["state"], newest["alarm"], newest["reason"]) == ("SCREENED", True, None)
@@ -108,7 +108,7 @@ def test_frames_newest_first(client: TestClient, service: ScreeningService) -> N
     ]
 
 
-def test_frame_by_id_and_latest(client: TestClient, service: ScreeningService) -> None:
+def test_frame_by_id_and_latest(client: TestClient, service: Pipeline) -> None:
     submit_three(service)
     first = client.get("/api/frames/f-000001").json()
     assert (first["bag"], first["source"], first["width"]) == ("bag-a", "demo", 1000)
@@ -135,9 +135,7 @@ def test_errors_have_one_json_shape(client: TestClient, path: str, status: int, 
     assert body["error"]["message"]
 
 
-def test_image_is_the_frames_rendering_as_png(
-    client: TestClient, service: ScreeningService
-) -> None:
+def test_image_is_the_frames_rendering_as_png(client: TestClient, service: Pipeline) -> None:
     submit_three(service)
     for frame in service.recent():
         response = client.get(f"/api/frames/{frame.id}/image")

@@ -50,8 +50,12 @@ def test_round_trip_is_lossless_and_readable_by_standard_tools(
     relative = relative_paths("f-x", WHEN, channels)
     assert relative == [f"images/2026/11/27/{name}" for name in names]
     ensure_dir((tmp_path / relative[0]).parent, set())
-    for path, data in zip(relative, encoded.files.values(), strict=True):
-        write_durable(tmp_path / path, data)
+    write_durable(
+        [
+            (tmp_path / path, data)
+            for path, data in zip(relative, encoded.files.values(), strict=True)
+        ]
+    )
     back = decode_files(tmp_path, "f-x", channels, relative, encoded.sha256)
     for name in ("high", "low", "rgb"):
         expected, got = getattr(frame, name), getattr(back, name)
@@ -82,8 +86,12 @@ def test_damaged_or_missing_files_are_reported(tmp_path: Path) -> None:
     encoded = encode_frame(frame)
     relative = relative_paths("f-y", WHEN, encoded.channels)
     ensure_dir((tmp_path / relative[0]).parent, set())
-    for path, data in zip(relative, encoded.files.values(), strict=True):
-        write_durable(tmp_path / path, data)
+    write_durable(
+        [
+            (tmp_path / path, data)
+            for path, data in zip(relative, encoded.files.values(), strict=True)
+        ]
+    )
     other = encode_frame(dual_frame(6)).files["low"]
     (tmp_path / relative[1]).write_bytes(other)  # a valid PNG, the wrong pixels
     with pytest.raises(ImageMissingError, match="do not match"):
@@ -98,17 +106,17 @@ def test_damaged_or_missing_files_are_reported(tmp_path: Path) -> None:
 
 def test_write_durable_leaves_only_the_final_file(tmp_path: Path) -> None:
     target = tmp_path / "f-1_high.png"
-    write_durable(target, b"abc")
+    write_durable([(target, b"abc"), (tmp_path / "f-1_low.png", b"de")])
     assert target.read_bytes() == b"abc"
-    assert [p.name for p in tmp_path.iterdir()] == ["f-1_high.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f-1_high.png", "f-1_low.png"]
 
 
 def test_write_durable_removes_its_temp_file_when_the_write_fails(tmp_path: Path) -> None:
-    target = tmp_path / "f-1_high.png"
-    target.mkdir()  # rename over a directory fails after the temp file was written
+    high, low = tmp_path / "f-1_high.png", tmp_path / "f-1_low.png"
+    low.mkdir()  # renaming over a directory fails after the high file was renamed
     with pytest.raises(OSError):
-        write_durable(target, b"abc")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f-1_high.png"]
+        write_durable([(high, b"abc"), (low, b"de")])
+    assert [p.name for p in tmp_path.iterdir()] == ["f-1_low.png"]  # only the obstacle
 
 
 def test_scan_sorts_images_temp_files_and_foreign_files(tmp_path: Path) -> None:

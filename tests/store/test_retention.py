@@ -10,6 +10,7 @@ import pytest
 from edge.errors import BadInputError
 from edge.frames import Result
 from edge.store import RetentionPolicy, Store, apply_retention
+from edge.store.images import encode_frame
 
 from .conftest import dual_frame, screened
 
@@ -127,9 +128,7 @@ def test_writes_apply_the_stores_policy_and_keep_the_alarm_bags(
 
 
 def test_free_space_reserve_under_a_capacity(open_store: Callable[..., Store]) -> None:
-    probe = open_store()
-    one = probe.add_frame(dual_frame(0)).bytes
-    probe.close()
+    one = encode_frame(dual_frame(0)).nbytes
     store = open_store(capacity_bytes=20 * one, retention=RetentionPolicy(min_free_bytes=15 * one))
     for i in range(10):
         add(store, i, "clean", i)

@@ -107,6 +107,17 @@ def test_file_fsync_rename_dir_fsync_come_before_the_commit(tmp_path: Path) -> N
         assert any(i < j < commit for j in dir_syncs), "directory not fsync'd before the commit"
 
 
+def test_add_frame_async_resolves_once_durable_in_submission_order(
+    tmp_path: Path, open_store: Callable[..., Store]
+) -> None:
+    store = open_store()
+    futures = [store.add_frame_async(dual_frame(i), bag=f"A{i}") for i in range(5)]
+    stored = [future.result(timeout=30) for future in futures]
+    assert [s.bag for s in stored] == [f"A{i}" for i in range(5)]
+    assert [s.id for s in stored] == sorted(s.id for s in stored)
+    assert all((tmp_path / "data" / p).is_file() for s in stored for p in s.image_paths)
+
+
 def test_frame_ids_are_unique_across_restarts_and_retention(
     open_store: Callable[..., Store],
 ) -> None:

@@ -89,9 +89,8 @@ def test_call_from_the_writer_thread_is_refused(tmp_path: Path) -> None:
 def test_read_pool_is_query_only_and_reuses_connections(tmp_path: Path) -> None:
     writer = WriterThread(tmp_path / "w.db", setup=setup_table)
     pool = ReadPool(tmp_path / "w.db")
-    with pool.connection() as first:
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            first.execute("INSERT INTO t VALUES (1)")
+    with pool.connection() as first, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        first.execute("INSERT INTO t VALUES (1)")
     with pool.connection() as second:
         assert second is first
     pool.close()

@@ -13,14 +13,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge.detector import Detector
 from edge.frames import Frame, ScreeningState
+from edge.pipeline import LocalScreener, Pipeline, UnknownFrameError
 from edge.pseudocolor import render_pseudocolor
-from edge.service import (
-    DEFAULT_MODEL_DIR,
-    DemoFeeder,
-    ScreeningService,
-    UnknownFrameError,
-    load_detector,
-)
+from edge.service import DEFAULT_MODEL_DIR, DemoFeeder, load_detector
 from edge.sim.scene import simulate_bag
 
 MakeDir = Callable[..., Path]
@@ -70,7 +65,7 @@ def dual_energy(manifest: dict[str, Any]) -> None:
 
 
 def test_demo_model_screens_a_simulated_threat_bag(demo_detector: Detector) -> None:
-    service = ScreeningService(demo_detector)
+    service = Pipeline(LocalScreener(demo_detector))
     bag = simulate_bag(7, threats=["gun"], clutter="low")
     frame = Frame(high=bag.high, low=bag.low)
 
@@ -95,7 +90,7 @@ def test_demo_model_screens_a_simulated_threat_bag(demo_detector: Detector) -> N
 
 
 def test_without_a_model_every_frame_is_not_screened() -> None:
-    service = ScreeningService(None)
+    service = Pipeline(None)
     screened = service.submit(rgb_frame(), source="test", bag="b1")
     assert screened.result.state is ScreeningState.NOT_SCREENED
     assert screened.result.reason == "no model loaded"
@@ -111,13 +106,13 @@ def test_a_refused_model_says_why(tmp_path: Path) -> None:
     detector, error = load_detector(tmp_path / "missing")
     assert detector is None
     assert error is not None and str(tmp_path / "missing") in error
-    service = ScreeningService(detector, model_error=error)
+    service = Pipeline(detector, model_error=error)
     reason = service.submit(rgb_frame(), source="test", bag="b1").result.reason
     assert reason == f"no model loaded: {error}"
 
 
 def test_a_frame_the_model_cannot_take_is_not_screened(tiny_model_dir: MakeDir) -> None:
-    service = ScreeningService(Detector.load(tiny_model_dir(edit=dual_energy)))
+    service = Pipeline(LocalScreener(Detector.load(tiny_model_dir(edit=dual_energy))))
     screened = service.submit(rgb_frame(), source="upload", bag="b1")
     assert screened.result.state is ScreeningState.NOT_SCREENED
     assert screened.result.reason == (
@@ -129,7 +124,7 @@ def test_a_frame_the_model_cannot_take_is_not_screened(tiny_model_dir: MakeDir) 
 
 
 def test_an_inference_failure_is_not_screened(tiny_model_dir: MakeDir) -> None:
-    service = ScreeningService(Detector.load(tiny_model_dir(model=gather_failure_graph())))
+    service = Pipeline(LocalScreener(Detector.load(tiny_model_dir(model=gather_failure_graph()))))
     assert service.submit(rgb_frame(0), source="test", bag="dark").result.alarm is False
     failed = service.submit(rgb_frame(255), source="test", bag="white")
     assert failed.result.state is ScreeningState.NOT_SCREENED
@@ -142,14 +137,14 @@ def test_an_inference_failure_is_not_screened(tiny_model_dir: MakeDir) -> None:
 def test_counters_add_up(tiny_model_dir: MakeDir) -> None:
     # One box of class 0 with score 0.9 on every frame: each screened frame alarms.
     alarm_outputs = [np.array([[[32.0], [32.0], [10.0], [10.0], [0.9], [0], [0], [0]]], np.float32)]
-    alarming = ScreeningService(Detector.load(tiny_model_dir(alarm_outputs)))
+    alarming = Pipeline(LocalScreener(Detector.load(tiny_model_dir(alarm_outputs))))
     for _ in range(3):
         alarming.submit(rgb_frame(), source="test", bag="b")
     c = alarming.counters
     assert (c.frames_in, c.screened, c.not_screened, c.alarms) == (3, 3, 0, 3)
     assert c.last_latency_ms is not None and c.last_latency_ms > 0
 
-    failing = ScreeningService(Detector.load(tiny_model_dir(model=gather_failure_graph())))
+    failing = Pipeline(LocalScreener(Detector.load(tiny_model_dir(model=gather_failure_graph()))))
     for value in (0, 255, 0, 255, 255):
         failing.submit(rgb_frame(value), source="test", bag="b")
     c = failing.counters
@@ -157,7 +152,7 @@ def test_counters_add_up(tiny_model_dir: MakeDir) -> None:
 
 
 def test_the_ring_keeps_the_newest_frames() -> None:
-    service = ScreeningService(None, history=3)
+    service = Pipeline(None, history=3)
     for i in range(5):
         service.submit(rgb_frame(), source="test", bag=f"b{i}")
     assert [f.id for f in service.recent()] == ["f-000005", "f-000004", "f-000003"]
@@ -171,11 +166,11 @@ def test_the_ring_keeps_the_newest_frames() -> None:
 
 def test_latest_before_any_frame_is_unknown() -> None:
     with pytest.raises(UnknownFrameError, match="no frame has been received yet"):
-        ScreeningService(None).latest()
+        Pipeline(None).latest()
 
 
 def test_concurrent_submits_get_unique_ids() -> None:
-    service = ScreeningService(None, history=100)
+    service = Pipeline(None, history=100)
 
     def submit_many() -> None:
         for _ in range(20):
@@ -198,7 +193,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def test_demo_feeder_submits_simulated_bags_until_stopped() -> None:
-    service = ScreeningService(None)
+    service = Pipeline(None)
     feeder = DemoFeeder(service, interval=0.01, seed=1000)
     feeder.start()
     wait_for(lambda: feeder.fed >= 2)
@@ -213,7 +208,7 @@ def test_demo_feeder_submits_simulated_bags_until_stopped() -> None:
 
 
 def test_demo_feeder_survives_a_failing_bag() -> None:
-    service = ScreeningService(None)
+    service = Pipeline(None)
     # The simulator refuses negative seeds: two failures, then bags 0, 1, ...
     feeder = DemoFeeder(service, interval=0.01, seed=-2)
     feeder.start()
