@@ -127,19 +127,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"{args.check_config}: valid")
         return EXIT_OK
     config = load_config(Path(args.config) if args.config else None)
+    from edge.config import FolderSource, SerialSource
     from edge.service import run_service
 
     # Command-line options override the file; the file overrides the defaults.
-    model = args.model or config.model.dir or default_model_dir()
-    data = args.data or config.store.data_dir or default_data_dir()
-    run_service(
-        host=args.host or config.server.host,
-        port=config.server.port if args.port is None else args.port,
-        model_dir=Path(model),
-        demo=config.demo.enabled and not args.no_demo,
-        data_dir=Path(data),
-        demo_interval=config.demo.interval_s,
+    sources = list(config.sources)
+    sources += [SerialSource(type="serial", url=url) for url in args.serial]
+    sources += [FolderSource(type="folder", path=Path(p)) for p in args.folder]
+    config = config.model_copy(
+        update={
+            "server": config.server.model_copy(
+                update={
+                    k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+                }
+            ),
+            "model": config.model.model_copy(update={"dir": args.model or config.model.dir}),
+            "sources": sources,
+        }
     )
+    data = args.data or config.store.data_dir or default_data_dir()
+    run_service(config, data_dir=Path(data), demo=config.demo.enabled and not args.no_demo)
     return EXIT_OK
 
 
@@ -171,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="HTTP port (default 8080)")
     p.add_argument("--model", type=Path, help="model directory (default: the shipped demo)")
     p.add_argument("--no-demo", action="store_true", help="do not feed simulated bags")
+    p.add_argument(
+        "--serial",
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="a scanner on this serial device or pyserial URL (repeatable)",
+    )
+    p.add_argument(
+        "--folder",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a hot folder the scanner drops image files into (repeatable)",
+    )
     p.add_argument("--check-config", metavar="FILE", help="validate a configuration file and exit")
     p.set_defaults(func=cmd_serve)
 

@@ -13,15 +13,21 @@ import random
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from edge.config import EdgeConfig, FolderSource, SerialSource
 from edge.detector.isolated import IsolatedDetector
 from edge.errors import EdgeError
 from edge.frames import Frame
-from edge.pipeline import Pipeline
-from edge.sim.scene import simulate_bag
+from edge.ingest.frame_assembler import AssembledFrame
+from edge.ingest.hot_folder import HotFolder
+from edge.ingest.serial_link import FrameOutcome, ScannerLink
+from edge.pipeline import Intake, Pipeline
+from edge.sim.scanner import PtyPair, ScannerEmulator
+from edge.store import RetentionPolicy, Store
 
 logger = logging.getLogger(__name__)
 
@@ -29,56 +35,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "demo-xray-det"
 
 
-class DemoFeeder(threading.Thread):
-    """Submits a simulated bag (source "demo") every `interval` seconds, or a random pick in
-    [low, high) seconds, with seeds counting up from `seed` (random when None)."""
-
-    def __init__(
-        self,
-        service: Pipeline,
-        interval: float | tuple[float, float] = (1.0, 2.0),
-        seed: int | None = None,
-        threat_ratio: float = 0.5,
-    ) -> None:
-        super().__init__(name="demo-feeder", daemon=True)
-        self._service = service
-        self._interval = interval
-        self._rng = random.Random(seed)
-        self.next_seed = seed if seed is not None else self._rng.randrange(1, 2**31)
-        self._threat_ratio = threat_ratio
-        self._stop_event = threading.Event()
-        self.fed = 0
-        self.errors = 0
-
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            seed = self.next_seed
-            self.next_seed += 1
-            try:
-                bag = simulate_bag(seed, threat_ratio=self._threat_ratio)
-                frame = Frame(high=bag.high, low=bag.low, meta={"seed": seed})
-                self._service.submit(frame, source="demo", bag=f"demo-{seed}")
-                self.fed += 1
-            except Exception:  # one bad bag must not stop the demo
-                self.errors += 1
-                logger.exception("demo feeder failed on a bag", extra={"seed": seed})
-            self._stop_event.wait(self._next_wait())
-
-    def _next_wait(self) -> float:
-        if isinstance(self._interval, tuple):
-            return self._rng.uniform(*self._interval)
-        return self._interval
-
-
 def load_detector(
-    model_dir: Path | str, deadline_s: float = 10.0
+    model_dir: Path | str, config: EdgeConfig | None = None
 ) -> tuple[IsolatedDetector | None, str | None]:
     """The detector in its own process, or None and why: a refused model leaves the
     service up but visibly NOT SCREENING rather than down."""
-    detector = IsolatedDetector(model_dir, deadline_s=deadline_s)
+    model = (config or EdgeConfig()).model
+    detector = IsolatedDetector(
+        model_dir,
+        deadline_s=model.deadline_s,
+        providers=model.providers,
+        intra_op_threads=model.intra_op_threads or None,
+    )
     try:
         detector.start()
     except EdgeError as exc:
@@ -133,23 +101,79 @@ def _package_version() -> str:
         return "unknown"
 
 
+def _serial_source(
+    pipeline: Pipeline, source: SerialSource, max_frame_bytes: int, label: str | None = None
+) -> ScannerLink:
+    """A scanner on a serial port: each assembled frame is ACKed `stored` once durable,
+    and answered with a RESULT once screened. `label`: the frames' source (default
+    "serial:<url>")."""
+    holder: list[ScannerLink] = []
+    label = label or f"serial:{source.url}"
+
+    def on_frame(assembled: AssembledFrame) -> FrameOutcome:
+        intake = Intake(
+            source=label,
+            bag=assembled.bag,
+            lane=assembled.lane if assembled.lane is not None else source.lane,
+            view=assembled.view,
+            scanner_frame_id=assembled.frame,
+            reply=holder[0].send_result,
+        )
+        ticket = pipeline.ingest(assembled.to_frame(), intake)
+        if ticket.durable:
+            return FrameOutcome.stored(ticket.id)
+        # Screened all the same (its RESULT follows), but not durable: the scanner may resend.
+        return FrameOutcome.rejected(f"screened but not stored: {ticket.not_logged_reason}")
+
+    link = ScannerLink(
+        source.url,
+        on_frame,
+        baudrate=source.baudrate,
+        heartbeat_s=source.heartbeat_s,
+        silence_s=source.silence_s,
+        max_frame_bytes=max_frame_bytes,
+    )
+    holder.append(link)
+    return link
+
+
+def _folder_source(pipeline: Pipeline, source: FolderSource) -> HotFolder:
+    """A hot folder: a file leaves the folder only once its frame is durable; a frame the
+    store cannot take leaves its file in rejected/ with the reason (screened all the same)."""
+    label = f"folder:{source.path}"
+
+    def sink(frame: Frame, files: list[Path]) -> None:
+        intake = Intake(source=label, bag=files[0].stem.removesuffix("_high"), lane=source.lane)
+        ticket = pipeline.ingest(frame, intake)
+        if not ticket.durable:
+            raise EdgeError(f"screened but not stored: {ticket.not_logged_reason}")
+
+    return HotFolder(source.path, sink, settle_s=source.settle_s)
+
+
+def _link_status(link: ScannerLink) -> Callable[[], dict[str, Any]]:
+    def status() -> dict[str, Any]:
+        return {"source": f"serial:{link.url}", **link.status().to_dict()}
+
+    return status
+
+
 def run_service(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    model_dir: Path | str | None = None,
-    demo: bool = True,
+    config: EdgeConfig,
     *,
-    data_dir: Path | str | None = None,
-    demo_interval: float | tuple[float, float] = (1.0, 2.0),
+    data_dir: Path,
+    demo: bool = True,
     history: int = 200,
     stop: threading.Event | None = None,
 ) -> None:
     """Run the appliance until SIGINT/SIGTERM (or `stop` is set), then shut down in reverse.
 
-    `model_dir` None means the shipped factory model. `data_dir` is where the store will
-    live; frames are only held in memory for now. A model that fails to load does not
-    stop the service: every frame is NOT SCREENED and health says why. EdgeError when the
-    address cannot be bound or the API server dies.
+    Start-up checklist: open the store -> load the model (in its own process, warmed up)
+    -> start the pipeline -> start the sources -> start the API. A model that fails to
+    load does not stop the service: every frame is NOT SCREENED and health says why.
+    With no source configured and `demo`, the built-in scanner emulator feeds simulated
+    bags through the real serial ingest path (a pty pair). EdgeError when the store cannot
+    open, the address cannot be bound or the API server dies.
     """
     from uvicorn import Config, Server
 
@@ -157,41 +181,96 @@ def run_service(
 
     stop = stop or threading.Event()
     with _stop_on_signals(stop), contextlib.ExitStack() as shutdown:
-        if data_dir is not None:
-            logger.info("data directory %s (frames are held in memory only)", data_dir)
-        # 1. Model (session warmed up) — refused models leave the service degraded, not down.
-        model_dir = DEFAULT_MODEL_DIR if model_dir is None else Path(model_dir)
-        detector, model_error = load_detector(model_dir)
+        # 1. Store: quick_check and reconciliation happen here.
+        retention = RetentionPolicy(
+            min_free_bytes=config.store.min_free_mb << 20, max_age_days=config.store.max_age_days
+        )
+        store = Store(data_dir, retention=retention)
+        shutdown.callback(store.close)
+        logger.info("image log at %s: %s", data_dir, store.health()["logging"])
+
+        # 2. Model, in a child process; refused models leave the service degraded, not down.
+        model_dir = config.model.dir or DEFAULT_MODEL_DIR
+        detector, model_error = load_detector(model_dir, config)
         if detector is not None:
+            shutdown.callback(detector.close)
             logger.info("model loaded: %s (sha256 %s)", detector.model_id, detector.model_sha256)
         else:
             logger.error("NO MODEL, every frame will be NOT SCREENED: %s", model_error)
-        if detector is not None:
-            shutdown.callback(detector.close)
-        service = Pipeline(detector, history=history, model_error=model_error)
-        shutdown.callback(service.close)  # drains the queue before the detector goes
 
-        # 2. Sources.
-        if demo:
-            feeder = DemoFeeder(service, interval=demo_interval)
-            logger.info("demo feeder starting (seeds from %d)", feeder.next_seed)
+        # 3. Pipeline.
+        pipeline = Pipeline(
+            detector,
+            store=store,
+            history=history,
+            queue_frames=config.limits.queue_frames,
+            model_error=model_error,
+        )
+        shutdown.callback(pipeline.close)  # drains the queue before the detector goes
+
+        # 4. Sources.
+        max_frame = config.limits.max_frame_mb << 20
+        links = [
+            _serial_source(pipeline, s, max_frame)
+            for s in config.sources
+            if isinstance(s, SerialSource)
+        ]
+        folders = [
+            _folder_source(pipeline, s) for s in config.sources if isinstance(s, FolderSource)
+        ]
+        if demo and not config.sources:
+            pty = PtyPair()
+            shutdown.callback(pty.close)
+            links.append(
+                _serial_source(
+                    pipeline, SerialSource(type="serial", url=pty.paths[0]), max_frame, "demo"
+                )
+            )
+            emulator = ScannerEmulator(
+                pty.paths[1],
+                rate_hz=2.0 / sum(config.demo.interval_s),
+                bags=10**9,
+                seed=random.randrange(1, 2**31),
+                threat_ratio=config.demo.threat_ratio,
+            )
+            feeder = threading.Thread(target=emulator.run, name="demo-scanner", daemon=True)
+        for link in links:
+            link.start()
+            shutdown.callback(link.stop)
+        for folder in folders:
+            folder.start()
+            shutdown.callback(folder.stop)
+        if demo and not config.sources:
+            logger.info("demo scanner emulator feeding simulated bags on %s", pty.paths[1])
             feeder.start()
             shutdown.callback(feeder.join, 10.0)
-            shutdown.callback(feeder.stop)
+            shutdown.callback(emulator.stop)
 
-        # 3. API. The socket is bound here so a busy port fails start-up with a clear error.
+        # 5. API. The socket is bound here so a busy port fails start-up with a clear error.
+        host, port = config.server.host, config.server.port
         sock = _listen(host, port)
         shutdown.callback(sock.close)
-        app = create_app(AppContext(service=service, version=_package_version()))
+        context = AppContext(
+            service=pipeline,
+            version=_package_version(),
+            store=store,
+            sources=[_link_status(link) for link in links] + [f.status for f in folders],
+            max_upload_bytes=config.limits.max_upload_mb << 20,
+        )
         server = Server(
-            Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3)
+            Config(
+                create_app(context),
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=3,
+            )
         )
         api = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api")
         api.start()
         shutdown.callback(api.join, 10.0)
         shutdown.callback(setattr, server, "should_exit", True)
         bound_port = sock.getsockname()[1]
-        logger.info("operator UI on %s", _url(host, bound_port))
+        logger.warning("operator UI on %s", _url(host, bound_port))
 
         while not stop.wait(0.5):
             if not api.is_alive():

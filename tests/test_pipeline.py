@@ -15,7 +15,7 @@ from edge.detector import Detector
 from edge.frames import Frame, ScreeningState
 from edge.pipeline import LocalScreener, Pipeline, UnknownFrameError
 from edge.pseudocolor import render_pseudocolor
-from edge.service import DEFAULT_MODEL_DIR, DemoFeeder, load_detector
+from edge.service import DEFAULT_MODEL_DIR, load_detector
 from edge.sim.scene import simulate_bag
 
 MakeDir = Callable[..., Path]
@@ -190,30 +190,3 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
-
-
-def test_demo_feeder_submits_simulated_bags_until_stopped() -> None:
-    service = Pipeline(None)
-    feeder = DemoFeeder(service, interval=0.01, seed=1000)
-    feeder.start()
-    wait_for(lambda: feeder.fed >= 2)
-    feeder.stop()
-    feeder.join(timeout=10)
-    assert not feeder.is_alive()
-    frames = service.recent()
-    assert len(frames) == feeder.fed
-    assert [f.bag for f in reversed(frames)][:2] == ["demo-1000", "demo-1001"]
-    assert {f.source for f in frames} == {"demo"}
-    assert frames[0].rgb.shape == (*frames[0].shape, 3)
-
-
-def test_demo_feeder_survives_a_failing_bag() -> None:
-    service = Pipeline(None)
-    # The simulator refuses negative seeds: two failures, then bags 0, 1, ...
-    feeder = DemoFeeder(service, interval=0.01, seed=-2)
-    feeder.start()
-    wait_for(lambda: feeder.fed >= 1)
-    feeder.stop()
-    feeder.join(timeout=10)
-    assert feeder.errors == 2
-    assert service.recent()[-1].bag == "demo-0"

@@ -7,20 +7,26 @@ Every route reads the service through the context; errors leave as one JSON shap
 from __future__ import annotations
 
 import re
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.errors import EdgeError
-from edge.pipeline import Pipeline
+from edge.errors import BadInputError, EdgeError
+from edge.ingest.images import load_image
+from edge.pipeline import Pipeline, UnknownFrameError
+from edge.pseudocolor import render_pseudocolor
+from edge.store import Store
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Frame ids never name another image while the service runs, so a browser may keep them;
@@ -30,10 +36,20 @@ IMAGE_CACHE_CONTROL = "private, max-age=3600"
 
 @dataclass
 class AppContext:
-    """Everything the routes need; later stages (store, events, roles) add fields here."""
+    """Everything the routes need; later stages (events, roles) add fields here.
+
+    `sources`: one status callable per ingest source (serial link, hot folder) for health.
+    """
 
     service: Pipeline
     version: str = "unknown"
+    store: Store | None = None
+    sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+    max_upload_bytes: int = 64 << 20
+
+
+class UploadTooLargeError(BadInputError):
+    http_status = 413
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -82,6 +98,12 @@ def create_app(ctx: AppContext) -> FastAPI:
         """Service state: "ok", or "degraded" with reasons (no model, last frame NOT SCREENED)."""
         counters = service.counters
         degraded = service.degraded()
+        if ctx.store is not None and ctx.store.health()["logging"] != "ok":
+            degraded.append(f"logging degraded: {ctx.store.health()['reason']}")
+        for status in ctx.sources:
+            state = status()
+            if state.get("state") in ("silent", "connecting", "error"):
+                degraded.append(f"{state['source']}: {state['state']}")
         return {
             "status": "degraded" if degraded else "ok",
             "version": ctx.version,
@@ -94,6 +116,10 @@ def create_app(ctx: AppContext) -> FastAPI:
             "alarms": counters.alarms,
             "last_latency_ms": counters.last_latency_ms,
             "uptime_s": round(time.monotonic() - service.started_monotonic, 1),
+            "queue_depth": service.queue_depth(),
+            "latency_ms": service.latency_ms(),
+            "logging": ctx.store.health() if ctx.store is not None else None,
+            "sources": [status() for status in ctx.sources],
             "degraded": degraded,
         }
 
@@ -122,7 +148,17 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     def frame_image(frame_id: str) -> Response:
         """The frame's pseudo-colour rendering as an 8-bit RGB PNG, full resolution."""
-        rgb = service.get(frame_id).rgb
+        try:
+            rgb = service.get(frame_id).rgb
+        except UnknownFrameError:
+            if ctx.store is None:
+                raise
+            stored = ctx.store.load_image(frame_id)  # FrameNotFoundError (404) if unknown
+            if stored.rgb is not None:
+                rgb = stored.rgb
+            else:
+                assert stored.high is not None  # a Frame has channels or RGB
+                rgb = render_pseudocolor(stored.high, stored.low)
         ok, png = cv2.imencode(
             ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
         )
@@ -131,6 +167,29 @@ def create_app(ctx: AppContext) -> FastAPI:
         return Response(
             png.tobytes(), media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL}
         )
+
+    @app.post("/api/frames", status_code=201)
+    async def upload_frame(
+        file: UploadFile, bag: str | None = Form(None, max_length=200)
+    ) -> dict[str, Any]:
+        """Screen an uploaded image like any other frame (8-bit PNG/JPEG, 16-bit two-page
+        TIFF, DICOS DX); answers once screened, with the frame's record."""
+        data = await file.read(ctx.max_upload_bytes + 1)
+        name = Path(file.filename or "upload").name
+        if len(data) > ctx.max_upload_bytes:
+            raise UploadTooLargeError(
+                f"{name}: larger than the {ctx.max_upload_bytes >> 20} MiB upload limit"
+            )
+        suffix = Path(name).suffix[:10]
+        with tempfile.TemporaryDirectory(prefix="edge-upload-") as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(data)
+            try:
+                frame = load_image(path, max_bytes=ctx.max_upload_bytes)
+            except EdgeError as exc:
+                raise type(exc)(exc.message.replace(str(path), name)) from None
+        screened = await run_in_threadpool(service.submit, frame, "upload", bag or name, 120.0)
+        return screened.to_dict()
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

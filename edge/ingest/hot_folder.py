@@ -90,6 +90,19 @@ class HotFolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def status(self) -> dict[str, object]:
+        """For health: counts, the last error, files waiting to settle."""
+        stats = self.stats
+        return {
+            "source": f"folder:{self.path}",
+            "state": "error" if stats.last_error and not self.path.is_dir() else "watching",
+            "taken": stats.taken,
+            "rejected": stats.rejected,
+            "errors": stats.errors,
+            "last_error": stats.last_error,
+            "waiting": len(stats.waiting),
+        }
+
     def start(self) -> None:
         for sub in ("processed", "rejected"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)

@@ -219,6 +219,7 @@ class ScannerEmulator:
         self._write_lock = threading.Lock()
         self._state = threading.Condition()
         self._stop = threading.Event()
+        self._halt = threading.Event()  # stop(): send no more bags
         self._port: serial.SerialBase | None = None
         self._bags: dict[str, _Bag] = {}
         self._awaiting: collections.deque[str] = collections.deque()  # END sent, unanswered
@@ -263,6 +264,8 @@ class ScannerEmulator:
     def _send_all(self) -> None:
         started = time.monotonic()
         for index in range(self.bags):
+            if self._halt.is_set():
+                return
             # Resends go first, while their bag is still fresh (and likely rendered).
             due = started + index / self.rate_hz if self.rate_hz else time.monotonic()
             self._serve_resends(until=due)
@@ -273,12 +276,20 @@ class ScannerEmulator:
             self._send_bag(entry, self.faults.get(index))
         self._serve_resends(until=None)
 
+    def stop(self) -> None:
+        """Send no further bags; `run` returns once the bag in flight is sent."""
+        self._halt.set()
+        with self._state:
+            self._state.notify_all()
+
     def _serve_resends(self, until: float | None) -> None:
         """Resend rejected bags until `until`; None: until every answer is in, or none came
         for timeout_s."""
         while True:
             with self._state:
                 while not self._resend:
+                    if self._halt.is_set():
+                        return
                     now = time.monotonic()
                     if until is not None and now >= until:
                         return

@@ -59,6 +59,12 @@ def test_health_before_any_frame(client: TestClient) -> None:
         "alarms": 0,
         "last_latency_ms": None,
         "uptime_s": health["uptime_s"],
+        "queue_depth": 0,
+        "latency_ms": {
+            stage: {"p50": None, "p99": None} for stage in ("store", "queue", "detect", "total")
+        },
+        "logging": None,
+        "sources": [],
         "degraded": [],
     }
     assert re.fullmatch(r"[0-9a-f]{64}", health["model_sha256"])
