@@ -101,7 +101,7 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _serial_source(
+def serial_source(
     pipeline: Pipeline, source: SerialSource, max_frame_bytes: int, label: str | None = None
 ) -> ScannerLink:
     """A scanner on a serial port: each assembled frame is ACKed `stored` once durable,
@@ -137,7 +137,7 @@ def _serial_source(
     return link
 
 
-def _folder_source(pipeline: Pipeline, source: FolderSource) -> HotFolder:
+def folder_source(pipeline: Pipeline, source: FolderSource) -> HotFolder:
     """A hot folder: a file leaves the folder only once its frame is durable; a frame the
     store cannot take leaves its file in rejected/ with the reason (screened all the same)."""
     label = f"folder:{source.path}"
@@ -211,18 +211,18 @@ def run_service(
         # 4. Sources.
         max_frame = config.limits.max_frame_mb << 20
         links = [
-            _serial_source(pipeline, s, max_frame)
+            serial_source(pipeline, s, max_frame)
             for s in config.sources
             if isinstance(s, SerialSource)
         ]
         folders = [
-            _folder_source(pipeline, s) for s in config.sources if isinstance(s, FolderSource)
+            folder_source(pipeline, s) for s in config.sources if isinstance(s, FolderSource)
         ]
         if demo and not config.sources:
             pty = PtyPair()
             shutdown.callback(pty.close)
             links.append(
-                _serial_source(
+                serial_source(
                     pipeline, SerialSource(type="serial", url=pty.paths[0]), max_frame, "demo"
                 )
             )
