@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge.detector import Detector
-from edge.frames import Frame, ScreeningState
-from edge.pipeline import LocalScreener, Pipeline, UnknownFrameError
+from edge.frames import Frame, Result, ScreeningState
+from edge.pipeline import Intake, LocalScreener, Pipeline, UnknownFrameError
 from edge.pseudocolor import render_pseudocolor
 from edge.service import DEFAULT_MODEL_DIR, load_detector
 from edge.sim.scene import simulate_bag
@@ -190,3 +190,59 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_full_disk_degrades_logging_but_screening_goes_on(
+    tmp_path: Path, tiny_model_dir: MakeDir
+) -> None:
+    from edge.store import Store
+
+    alarm = np.zeros((1, 8, 4), np.float32)
+    alarm[0, :4, 0] = [32, 32, 16, 16]
+    alarm[0, 5, 0] = 0.9
+    store = Store(tmp_path / "data", capacity_bytes=40_000)  # room for about one frame
+    service = Pipeline(LocalScreener(Detector.load(tiny_model_dir([alarm]))), store=store)
+    tickets = [
+        service.ingest(rgb_frame(value=v, size=(100, 120)), Intake(source="test", bag=f"b{v}"))
+        for v in (10, 20, 30)
+    ]
+    screened = [t.screened.result(30) for t in tickets]
+    service.close()
+    assert tickets[0].durable and not tickets[-1].durable
+    assert "No space left" in (tickets[-1].not_logged_reason or "")
+    assert all(s.result.alarm is True for s in screened)  # screened all the same
+    assert screened[0].logged and not screened[-1].logged
+    assert store.health()["logging"] == "degraded"
+    assert any("logging degraded" in reason for reason in service.degraded())
+    assert service.counters.not_logged >= 1
+    store.close()
+
+
+def test_ingest_blocks_when_the_queue_is_full() -> None:
+    release = threading.Event()
+
+    class SlowScreener:
+        """A screener that holds each frame until released (a slow model)."""
+
+        model_id, model_sha256, class_names = "slow@1", "0" * 64, ["gun"]
+
+        def screen(self, frame: Frame) -> Result:
+            release.wait(10)
+            return Result.not_screened("released")
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    service = Pipeline(SlowScreener(), queue_frames=1)
+    done = threading.Event()
+
+    def feed() -> None:
+        for v in range(4):  # 1 screening + 1 queued, then ingest must wait
+            service.ingest(rgb_frame(value=v), Intake(source="test"))
+        done.set()
+
+    threading.Thread(target=feed, daemon=True).start()
+    assert not done.wait(1.0), "ingest did not block on a full queue"
+    release.set()
+    assert done.wait(10)
+    service.close()
