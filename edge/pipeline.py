@@ -104,6 +104,7 @@ class ScreenedFrame:
     class_names: tuple[str, ...] = ()
     logged: bool = False
     scanner_frame_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)  # the source's metadata
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record; detection boxes are xyxy in frame pixels."""
@@ -402,6 +403,7 @@ class Pipeline:
             class_names=class_names,
             logged=logged,
             scanner_frame_id=job.intake.scanner_frame_id,
+            meta=job.frame.meta,
         )
         total_ms = (time.monotonic() - job.started) * 1e3
         with self._lock:

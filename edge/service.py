@@ -25,9 +25,10 @@ from edge.frames import Frame
 from edge.ingest.frame_assembler import AssembledFrame
 from edge.ingest.hot_folder import HotFolder
 from edge.ingest.serial_link import FrameOutcome, ScannerLink
-from edge.pipeline import Intake, Pipeline
+from edge.pipeline import Intake, Pipeline, ScreenedFrame
 from edge.sim.scanner import PtyPair, ScannerEmulator
 from edge.store import RetentionPolicy, Store
+from edge.tdr import write_tdr
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,31 @@ def folder_source(pipeline: Pipeline, source: FolderSource) -> HotFolder:
     return HotFolder(source.path, sink, settle_s=source.settle_s)
 
 
+def tdr_writer(directory: Path) -> Callable[[ScreenedFrame], None]:
+    """A pipeline subscriber writing a DICOS Threat Detection Report for every screened
+    frame that came from a DICOS image, as `<directory>/<frame id>.dcs`."""
+
+    def write(screened: ScreenedFrame) -> None:
+        source = screened.meta.get("dicos")
+        if not source:
+            return
+        name, _, version = (screened.result.model or "none@").partition("@")
+        try:
+            write_tdr(
+                directory / f"{screened.id}.dcs",
+                source=source,
+                result=screened.result,
+                class_names=list(screened.class_names),
+                algorithm=name or "none",
+                algorithm_version=version or "none",
+                frame_shape=screened.shape,
+            )
+        except EdgeError as exc:
+            logger.error("no TDR for frame %s: %s", screened.id, exc.message)
+
+    return write
+
+
 def _link_status(link: ScannerLink) -> Callable[[], dict[str, Any]]:
     def status() -> dict[str, Any]:
         return {"source": f"serial:{link.url}", **link.status().to_dict()}
@@ -207,6 +233,8 @@ def run_service(
             model_error=model_error,
         )
         shutdown.callback(pipeline.close)  # drains the queue before the detector goes
+        (data_dir / "tdr").mkdir(parents=True, exist_ok=True)
+        pipeline.subscribe(tdr_writer(data_dir / "tdr"))
 
         # 4. Sources.
         max_frame = config.limits.max_frame_mb << 20
@@ -256,6 +284,7 @@ def run_service(
             store=store,
             sources=[_link_status(link) for link in links] + [f.status for f in folders],
             max_upload_bytes=config.limits.max_upload_mb << 20,
+            tdr_dir=data_dir / "tdr",
         )
         server = Server(
             Config(

@@ -53,3 +53,38 @@ def test_a_scanner_streams_200_bags_and_every_result_matches_the_store(tmp_path:
     with sqlite3.connect(tmp_path / "data" / "edge.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT count(*) FROM frames").fetchone()[0] == BAGS
+
+
+def test_a_dicos_frame_from_the_hot_folder_gets_a_tdr(tmp_path: Path) -> None:
+    import shutil
+    import warnings
+
+    import pydicom
+
+    from edge.config import FolderSource
+    from edge.service import folder_source, tdr_writer
+    from edge.tdr import TDR_SOP_CLASS_UID
+
+    fixture = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dicos"
+    store = Store(tmp_path / "data")
+    pipeline = Pipeline(LocalScreener(Detector.load(DEFAULT_MODEL_DIR)), store=store)
+    pipeline.subscribe(tdr_writer(tmp_path / "tdr"))
+    (tmp_path / "tdr").mkdir()
+    inbox = tmp_path / "inbox"
+    folder = folder_source(pipeline, FolderSource(type="folder", path=inbox, settle_s=0))
+    inbox.mkdir()
+    folder.start()
+    folder.stop()
+    shutil.copy(fixture / "SimpleProcessingDX.dcs", inbox / "scan.dcs")
+    assert folder.scan_once(now=0.0) == 1
+    pipeline.close()
+    (screened,) = pipeline.recent()
+    assert screened.logged and (inbox / "processed" / "scan.dcs").exists()
+    with warnings.catch_warnings():  # the toolkit's UIDs have leading zeros
+        warnings.simplefilter("ignore", UserWarning)
+        source = pydicom.dcmread(fixture / "SimpleProcessingDX.dcs")
+        tdr = pydicom.dcmread(tmp_path / "tdr" / f"{screened.id}.dcs")
+    assert tdr.SOPClassUID == TDR_SOP_CLASS_UID
+    assert tdr.StudyInstanceUID == source.StudyInstanceUID
+    assert source.SOPInstanceUID in str(tdr)
+    store.close()

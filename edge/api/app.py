@@ -46,6 +46,7 @@ class AppContext:
     store: Store | None = None
     sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     max_upload_bytes: int = 64 << 20
+    tdr_dir: Path | None = None
 
 
 class UploadTooLargeError(BadInputError):
@@ -167,6 +168,22 @@ def create_app(ctx: AppContext) -> FastAPI:
         return Response(
             png.tobytes(), media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL}
         )
+
+    @app.get(
+        "/api/frames/{frame_id}/tdr",
+        response_class=Response,
+        responses={200: {"content": {"application/dicom": {}}}},
+    )
+    def frame_tdr(frame_id: str) -> Response:
+        """The DICOS Threat Detection Report of a frame that came from a DICOS image."""
+        if ctx.tdr_dir is None or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", frame_id):
+            raise UnknownFrameError(f"no Threat Detection Report for frame {frame_id!r}")
+        path = ctx.tdr_dir / f"{frame_id}.dcs"
+        if not path.is_file():
+            raise UnknownFrameError(
+                f"no Threat Detection Report for frame {frame_id!r} (not a DICOS frame?)"
+            )
+        return Response(path.read_bytes(), media_type="application/dicom")
 
     @app.post("/api/frames", status_code=201)
     async def upload_frame(
