@@ -84,7 +84,7 @@ def test_a_dicos_frame_from_the_hot_folder_gets_a_tdr(tmp_path: Path) -> None:
         warnings.simplefilter("ignore", UserWarning)
         source = pydicom.dcmread(fixture / "SimpleProcessingDX.dcs")
         tdr = pydicom.dcmread(tmp_path / "tdr" / f"{screened.id}.dcs")
-    assert tdr.SOPClassUID == TDR_SOP_CLASS_UID
-    assert tdr.StudyInstanceUID == source.StudyInstanceUID
-    assert source.SOPInstanceUID in str(tdr)
+        assert tdr.SOPClassUID == TDR_SOP_CLASS_UID
+        assert tdr.StudyInstanceUID == source.StudyInstanceUID
+        assert source.SOPInstanceUID in str(tdr)
     store.close()
