@@ -150,6 +150,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Logged frames to a COCO data set. Opens the store like `serve` does, start-up checks
+    included: run it against a data directory no running service is writing."""
+    from edge.config import load_config
+    from edge.export import export_dataset, known_model_classes
+    from edge.store import Store
+
+    config = load_config(Path(args.config) if args.config else None)
+    data = Path(args.data or config.store.data_dir or default_data_dir())
+    if not (data / "edge.db").is_file():
+        raise EdgeError(f"--data: no image log in {data} (expected {data / 'edge.db'})")
+    # Category names come from the models' class lists: the ones given, else the active one.
+    model_dirs = args.model or [config.model.dir or default_model_dir()]
+    classes = known_model_classes(model_dirs, required=bool(args.model))
+    with Store(data) as store:
+        summary = export_dataset(
+            store,
+            args.out,
+            since=args.since,
+            until=args.until,
+            alarms=args.alarms,
+            not_screened=args.not_screened,
+            disputed=args.disputed,
+            class_name=args.class_name,
+            sample=args.sample,
+            seed=args.seed,
+            model_classes=classes,
+        )
+    if summary.export_id is None:
+        _error(f"warning: export written to {summary.out} but not recorded in the image log")
+    if args.json:
+        _print_json(summary.as_json())
+    else:
+        skipped = sum(len(ids) for ids in summary.skipped.values())
+        print(
+            f"exported {summary.images} images ({summary.disputed} disputed, "
+            f"{summary.annotations} pre-annotations) to {summary.out}"
+            + (f"; {skipped} frames skipped (images missing or deleted)" if skipped else "")
+        )
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -194,6 +236,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--check-config", metavar="FILE", help="validate a configuration file and exit")
     p.set_defaults(func=cmd_serve)
+
+    p = verbs.add_parser(
+        "export", parents=[common], help="logged frames to a COCO data set for labelling"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="folder to create (absent or empty; never overwritten)",
+    )
+    p.add_argument("--since", metavar="T", help="frames received at or after T (ISO 8601, UTC)")
+    p.add_argument("--until", metavar="T", help="frames received before T (ISO 8601, UTC)")
+    p.add_argument(
+        "--alarms",
+        action="store_true",
+        help="frames the model alarmed on (--alarms, --not-screened, --disputed together: "
+        "frames matching any of them)",
+    )
+    p.add_argument(
+        "--not-screened", action="store_true", help="frames NOT SCREENED (or not yet screened)"
+    )
+    p.add_argument(
+        "--disputed", action="store_true", help="frames where the operator disagreed with the model"
+    )
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="C",
+        help="only frames whose latest result detected class C",
+    )
+    p.add_argument("--sample", type=int, metavar="N", help="a random sample of N selected frames")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the sample's seed (default 0)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="model directory whose class list names the categories (repeatable; "
+        "default: the active model)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_export)
 
     p = verbs.add_parser("simulate", help="synthetic dual-energy data")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
