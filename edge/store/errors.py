@@ -12,6 +12,13 @@ class StoreError(EdgeError):
     exit_status = 1
 
 
+class StoreBusyError(StoreError):
+    """Another process holds the data directory (a running service): opening it here could
+    let start-up reconciliation delete frames that process is still writing."""
+
+    exit_status = 2
+
+
 class StoreCorruptError(StoreError):
     """`PRAGMA quick_check` failed or edge.db is not a database: the store refuses to open."""
 

@@ -11,21 +11,23 @@ write tries again, and the first that succeeds clears the state.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import IO, Any, TypeVar, Unpack
 
 from sqlite_utils import Database
 
 from edge.errors import BadInputError
 from edge.frames import Frame, Result
 from edge.store import queries
-from edge.store.errors import FrameNotFoundError, StoreCorruptError
+from edge.store.errors import FrameNotFoundError, StoreBusyError, StoreCorruptError
 from edge.store.frame_log import FrameLog
 from edge.store.health import LoggingHealth
 from edge.store.images import (
@@ -57,6 +59,28 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DB_FILENAME = "edge.db"
+
+
+LOCK_FILENAME = ".edge.lock"
+
+
+def _lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold the data directory exclusively for this process (released on close or death)."""
+    handle = (data_dir / LOCK_FILENAME).open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreBusyError(
+            f"{data_dir} is in use by {holder}; stop the service first, or use its HTTP API"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"edge process {os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 class Store:
@@ -91,13 +115,18 @@ class Store:
         png_params(png_level)  # refuse a bad level now, not at the first frame
         self.png_level = png_level
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_data_dir(self.data_dir)
         try:
             self._writer = WriterThread(self.db_path, setup=self._start_up)
         except sqlite3.DatabaseError as exc:
+            self._lock_file.close()
             raise StoreCorruptError(
                 f"{self.db_path}: cannot open the image log database ({exc}); move it aside "
                 "to start a new log, or restore it from a backup"
             ) from exc
+        except BaseException:
+            self._lock_file.close()  # a refused start-up must not keep the directory
+            raise
         self._readers = ReadPool(self.db_path)
 
     def _start_up(self, db: Database) -> None:
@@ -300,6 +329,7 @@ class Store:
         """Finish queued writes and close every connection."""
         self._writer.close()
         self._readers.close()
+        self._lock_file.close()  # releases the data directory
 
     def __enter__(self) -> Store:
         return self

@@ -250,3 +250,20 @@ def test_a_damaged_page_fails_quick_check(tmp_path: Path) -> None:
     with pytest.raises(StoreCorruptError, match="quick_check failed") as caught:
         Store(data)
     assert len(str(caught.value)) < 600  # a readable message, not every broken cell
+
+
+def test_a_second_process_cannot_open_a_data_directory_in_use(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from edge.store import Store as RealStore
+
+    with RealStore(tmp_path / "data"):
+        probe = subprocess.run(
+            [sys.executable, "-c", f"from edge.store import Store; Store({str(tmp_path / 'data')!r})"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert probe.returncode != 0
+        assert "StoreBusyError" in probe.stderr and "in use by edge process" in probe.stderr
+    # Released on close: the next opener gets it.
+    RealStore(tmp_path / "data").close()
