@@ -7,8 +7,8 @@ Threat Sequence item per detection, boxes in the source image's pixel coordinate
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +24,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from edge.errors import BadInputError
 from edge.frames import Detections, Result, ScreeningState
+from edge.store.images import write_durable
 
 TDR_SOP_CLASS_UID = UID("1.2.840.10008.5.1.4.1.1.501.3")
 DICOS_VERSION = "V03"
@@ -207,20 +208,9 @@ def write_tdr(
         decided_at=decided_at,
     )
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            dataset.save_as(handle, enforce_file_format=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    encoded = io.BytesIO()
+    dataset.save_as(encoded, enforce_file_format=True)
+    write_durable([(path, encoded.getvalue())])  # temp name, fsync, rename, fsync the folder
     return path
 
 

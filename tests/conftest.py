@@ -73,6 +73,35 @@ def onnx_model(graph: onnx.GraphProto) -> onnx.ModelProto:
     return model
 
 
+def gather_failure_model(factor: float) -> onnx.GraphProto:
+    """yolov8 (1, 8, 4) zeros read from row k = floor(max(input) * factor) of a 1-row table:
+    any k but 0 is out of bounds at run time.
+
+    Inputs are in [0, 1] (pad value 114/255 = 0.447), so factor 2 runs on padding and fails
+    on white; factor 3 fails already on padding.
+    """
+    nodes = [
+        helper.make_node("ReduceMax", ["images"], ["max"], keepdims=0),
+        helper.make_node("Mul", ["max", "factor"], ["scaled"]),
+        helper.make_node("Floor", ["scaled"], ["floored"]),
+        helper.make_node("Cast", ["floored"], ["row"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["table", "row"], ["values"], axis=0),
+        helper.make_node("Reshape", ["values", "shape"], ["output0"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(factor, np.float32), "factor"),
+        numpy_helper.from_array(np.zeros((1, 32), np.float32), "table"),
+        numpy_helper.from_array(np.array([1, 8, 4], np.int64), "shape"),
+    ]
+    return helper.make_graph(
+        nodes,
+        "gather-failure",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 8, 4])],
+        inits,
+    )
+
+
 @pytest.fixture
 def tiny_manifest() -> dict[str, Any]:
     """A fresh copy of the valid manifest `tiny_model_dir` writes (without its sha256)."""

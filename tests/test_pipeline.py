@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from conftest import gather_failure_model
 
 from edge.detector import Detector
 from edge.frames import Frame, Result, ScreeningState
@@ -33,31 +33,6 @@ def sim_frame(seed: int, **kwargs: Any) -> Frame:
 
 def rgb_frame(value: int = 0, size: tuple[int, int] = (30, 40)) -> Frame:
     return Frame(rgb=np.full((*size, 3), value, np.uint8))
-
-
-def gather_failure_graph() -> Any:
-    """yolov8 zeros read from row floor(2 * max(input)) of a 1-row table: padding-only inputs
-    (the warm-up, max 114/255) read row 0, a white image reads row 2, out of bounds."""
-    nodes = [
-        helper.make_node("ReduceMax", ["images"], ["max"], keepdims=0),
-        helper.make_node("Mul", ["max", "factor"], ["scaled"]),
-        helper.make_node("Floor", ["scaled"], ["floored"]),
-        helper.make_node("Cast", ["floored"], ["row"], to=TensorProto.INT64),
-        helper.make_node("Gather", ["table", "row"], ["values"], axis=0),
-        helper.make_node("Reshape", ["values", "shape"], ["output0"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array(2.0, np.float32), "factor"),
-        numpy_helper.from_array(np.zeros((1, 32), np.float32), "table"),
-        numpy_helper.from_array(np.array([1, 8, 4], np.int64), "shape"),
-    ]
-    return helper.make_graph(
-        nodes,
-        "gather-failure",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 8, 4])],
-        inits,
-    )
 
 
 def dual_energy(manifest: dict[str, Any]) -> None:
@@ -124,7 +99,9 @@ def test_a_frame_the_model_cannot_take_is_not_screened(tiny_model_dir: MakeDir) 
 
 
 def test_an_inference_failure_is_not_screened(tiny_model_dir: MakeDir) -> None:
-    service = Pipeline(LocalScreener(Detector.load(tiny_model_dir(model=gather_failure_graph()))))
+    service = Pipeline(
+        LocalScreener(Detector.load(tiny_model_dir(model=gather_failure_model(2.0))))
+    )
     assert service.submit(rgb_frame(0), source="test", bag="dark").result.alarm is False
     failed = service.submit(rgb_frame(255), source="test", bag="white")
     assert failed.result.state is ScreeningState.NOT_SCREENED
@@ -144,7 +121,9 @@ def test_counters_add_up(tiny_model_dir: MakeDir) -> None:
     assert (c.frames_in, c.screened, c.not_screened, c.alarms) == (3, 3, 0, 3)
     assert c.last_latency_ms is not None and c.last_latency_ms > 0
 
-    failing = Pipeline(LocalScreener(Detector.load(tiny_model_dir(model=gather_failure_graph()))))
+    failing = Pipeline(
+        LocalScreener(Detector.load(tiny_model_dir(model=gather_failure_model(2.0))))
+    )
     for value in (0, 255, 0, 255, 255):
         failing.submit(rgb_frame(value), source="test", bag="b")
     c = failing.counters
