@@ -15,15 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edge.config import DEFAULT_MODEL_DIR
 from edge.errors import EdgeError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "demo-xray-det"
 
 
 def default_model_dir() -> Path:
     """The model `detect` and `serve` use unless told: $EDGE_MODEL, else the shipped demo."""
-    return Path(os.environ.get("EDGE_MODEL", str(DEFAULT_MODEL)))
+    return Path(os.environ.get("EDGE_MODEL", str(DEFAULT_MODEL_DIR)))
 
 
 def default_data_dir() -> Path:
@@ -141,7 +141,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
                 }
             ),
-            "model": config.model.model_copy(update={"dir": args.model or config.model.dir}),
+            "model": config.model.model_copy(
+                update={"dir": args.model or config.model.dir or default_model_dir()}
+            ),
             "sources": sources,
         }
     )

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edge.errors import BadInputError
 
 MAX_CONFIG_BYTES = 1 << 20
+# The shipped factory model (CONTRACT.md 3): what a fresh device screens with.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "demo-xray-det"
 
 
 class _Strict(BaseModel):

@@ -40,7 +40,7 @@ from edge.frames import Frame
 from edge.ingest.images import dual_energy_paths
 from edge.pseudocolor import render_pseudocolor
 from edge.store import FrameNotFoundError, ImageMissingError, Store, StoredFrame, StoreError
-from edge.store.images import fsync_dir, png_params
+from edge.store.images import fsync_dir, png_params, write_fsynced
 from edge.store.queries import MAX_LIMIT
 from edge.store.records import iso, parse_time, to_json, utc_now
 
@@ -427,15 +427,7 @@ class _ExportFiles:
         self.bytes = 0
 
     def write(self, relative: str, data: bytes) -> None:
-        path = self.root / relative
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_fsynced(self.root / relative, data)
         self.sha256[relative] = hashlib.sha256(data).hexdigest()
         self.bytes += len(data)
 

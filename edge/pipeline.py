@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
-from edge.frames import Frame, Result
+from edge.frames import Frame, Result, ScreeningState
 from edge.pseudocolor import render_pseudocolor
 
 logger = logging.getLogger(__name__)
@@ -183,8 +183,6 @@ class LocalScreener:
         return list(self._detector.class_names)
 
     def screen(self, frame: Frame) -> Result:
-        from edge.frames import ScreeningState
-
         try:
             run = self._detector.detect(frame)
         except EdgeError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from edge.config import EdgeConfig, FolderSource, SerialSource
+from edge.config import DEFAULT_MODEL_DIR, EdgeConfig, FolderSource, SerialSource
 from edge.detector.isolated import IsolatedDetector
 from edge.errors import EdgeError
 from edge.frames import Frame
@@ -31,9 +31,6 @@ from edge.store import RetentionPolicy, Store
 from edge.tdr import write_tdr
 
 logger = logging.getLogger(__name__)
-
-# The shipped factory model (CONTRACT.md 3): what a fresh device screens with.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "demo-xray-det"
 
 
 def load_detector(

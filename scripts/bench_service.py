@@ -50,7 +50,7 @@ import serial
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.config import EdgeConfig, SerialSource  # noqa: E402
+from edge.config import DEFAULT_MODEL_DIR, EdgeConfig, SerialSource  # noqa: E402
 from edge.detector.isolated import IsolatedDetector  # noqa: E402
 from edge.frames import Frame  # noqa: E402
 from edge.ingest.link_protocol import (  # noqa: E402
@@ -65,7 +65,7 @@ from edge.ingest.link_protocol import (  # noqa: E402
     parse_result,
 )
 from edge.pipeline import Pipeline  # noqa: E402
-from edge.service import DEFAULT_MODEL_DIR, serial_source  # noqa: E402
+from edge.service import serial_source  # noqa: E402
 from edge.sim.scanner import PtyPair  # noqa: E402
 from edge.sim.scene import simulate_bag  # noqa: E402
 from edge.store import RetentionPolicy, Store  # noqa: E402

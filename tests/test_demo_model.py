@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import DEFAULT_MODEL
+from edge.config import DEFAULT_MODEL_DIR
 from edge.detector import Detector
 from edge.frames import Frame
 from edge.sim.scene import empty_tray, simulate_bag
@@ -15,7 +15,7 @@ from edge.sim.scene import empty_tray, simulate_bag
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    return Detector.load(DEFAULT_MODEL)
+    return Detector.load(DEFAULT_MODEL_DIR)
 
 
 def _iou(a: np.ndarray, b: tuple[float, float, float, float]) -> float:
@@ -27,7 +27,7 @@ def _iou(a: np.ndarray, b: tuple[float, float, float, float]) -> float:
 
 
 def test_demo_model_is_committed_and_small() -> None:
-    onnx_file = Path(DEFAULT_MODEL) / "model.onnx"
+    onnx_file = Path(DEFAULT_MODEL_DIR) / "model.onnx"
     assert onnx_file.is_file()
     assert onnx_file.stat().st_size <= 15 * 1024 * 1024
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import gather_failure_model
 
+from edge.config import DEFAULT_MODEL_DIR
 from edge.detector import Detector
 from edge.frames import Frame, Result, ScreeningState
 from edge.pipeline import Intake, LocalScreener, Pipeline, UnknownFrameError
 from edge.pseudocolor import render_pseudocolor
-from edge.service import DEFAULT_MODEL_DIR, load_detector
+from edge.service import load_detector
 from edge.sim.scene import simulate_bag
 
 MakeDir = Callable[..., Path]

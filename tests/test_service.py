@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import SerialSource
+from edge.config import DEFAULT_MODEL_DIR, SerialSource
 from edge.detector import Detector
 from edge.pipeline import LocalScreener, Pipeline
-from edge.service import DEFAULT_MODEL_DIR, serial_source
+from edge.service import serial_source
 from edge.sim.scanner import PtyPair, ScannerEmulator
 from edge.store import Store
 

@@ -145,6 +145,18 @@ def ensure_dir(directory: Path, known: set[Path]) -> None:
     known.add(directory)
 
 
+def write_fsynced(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist), write all of `data` and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_durable(files: list[tuple[Path, bytes]]) -> None:
     """Write files of one directory so that each is all there or not there after a crash.
 
@@ -161,15 +173,8 @@ def write_durable(files: list[tuple[Path, bytes]]) -> None:
     try:
         for path, data in files:
             temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            temps.append(temp)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            temps.append(temp)  # listed first: a failed write still gets cleaned up
+            write_fsynced(temp, data)
         for temp, (path, _) in zip(temps, files, strict=True):
             os.replace(temp, path)
             renamed.append(path)
