@@ -67,6 +67,16 @@ class Store(Protocol):
         view: str | None = ...,
         scanner_frame_id: str | None = ...,
     ) -> Any: ...
+    def add_frame_async(
+        self,
+        frame: Frame,
+        *,
+        source: str | None = ...,
+        bag: str | None = ...,
+        lane: int | None = ...,
+        view: str | None = ...,
+        scanner_frame_id: str | None = ...,
+    ) -> Future[Any]: ...
     def add_result(
         self, frame_id: str, result: Result, model_sha256: str | None, class_names: list[str] | None
     ) -> Any: ...
@@ -149,6 +159,7 @@ class Ticket:
     durable: bool
     screened: Future[ScreenedFrame]
     not_logged_reason: str | None = None
+    stored_ms: float = 0.0  # from intake until durable (or refused)
 
 
 @dataclass(frozen=True)
@@ -200,13 +211,11 @@ class LocalScreener:
 
 @dataclass
 class _Job:
-    id: str
     frame: Frame
     intake: Intake
-    durable: bool
     received: str
     started: float
-    stored_ms: float
+    ticket: Future[Ticket]  # resolves once the frame is durable (or the store refused it)
     future: Future[ScreenedFrame]
 
 
@@ -298,13 +307,41 @@ class Pipeline:
     def ingest(self, frame: Frame, intake: Intake) -> Ticket:
         """Log `frame` durably (if a store is attached) and queue it; blocks while the
         queue is full. A frame the store cannot take is still screened."""
+        return self.ingest_async(frame, intake).result()
+
+    def ingest_async(self, frame: Frame, intake: Intake) -> Future[Ticket]:
+        """Queue `frame` and start logging it; blocks only while the queue is full (the
+        back-pressure). The Future resolves to the Ticket once the frame is durable, or
+        once the store refused it (not durable, screened all the same). The worker screens
+        a frame only after its Ticket is known, so ids and RESULTs follow durability."""
         started = time.monotonic()
         received = _utc_now()
-        durable, reason = False, None
-        frame_id: str | None = None
-        if self._store is not None:
+        ticket: Future[Ticket] = Future()
+        screened: Future[ScreenedFrame] = Future()
+
+        def settle(stored: Future[Any] | None) -> None:
+            durable, reason, frame_id = False, None, None
+            if stored is not None:
+                try:
+                    frame_id, durable = str(stored.result().id), True
+                except EdgeError as exc:  # disk full and friends: logging degrades
+                    reason = exc.message
+                    logger.error("frame not logged: %s", reason)
+                except Exception as exc:  # a bug, not the disk: still screened, still visible
+                    reason = f"{type(exc).__name__}: {exc}"
+                    logger.exception("frame not logged")
+            if frame_id is None:
+                with self._lock:
+                    frame_id = f"{'u' if self._store is not None else 'f'}-{self._next_id:06d}"
+                    self._next_id += 1
+            stored_ms = (time.monotonic() - started) * 1e3
+            ticket.set_result(Ticket(frame_id, durable, screened, reason, stored_ms))
+
+        if self._store is None:
+            settle(None)
+        else:
             try:
-                stored = self._store.add_frame(
+                pending = self._store.add_frame_async(
                     frame,
                     source=intake.source,
                     bag=intake.bag,
@@ -312,19 +349,13 @@ class Pipeline:
                     view=intake.view,
                     scanner_frame_id=intake.scanner_frame_id,
                 )
-                frame_id, durable = str(stored.id), True
-            except EdgeError as exc:  # disk full and friends: logging degrades, screening goes on
-                reason = exc.message
-                logger.error("frame not logged: %s", reason)
-        if frame_id is None:
-            with self._lock:
-                frame_id = f"{'u' if self._store is not None else 'f'}-{self._next_id:06d}"
-                self._next_id += 1
-        stored_ms = (time.monotonic() - started) * 1e3
-        future: Future[ScreenedFrame] = Future()
-        job = _Job(frame_id, frame, intake, durable, received, started, stored_ms, future)
-        self._queue.put(job)
-        return Ticket(frame_id, durable, future, reason)
+            except Exception as exc:  # refused before the write started (encoding, closed)
+                failed: Future[Any] = Future()
+                failed.set_exception(exc)
+                pending = failed
+            pending.add_done_callback(settle)
+        self._queue.put(_Job(frame, intake, received, started, ticket, screened))
+        return ticket
 
     def submit(
         self, frame: Frame, source: str, bag: str, timeout: float | None = None
@@ -352,20 +383,21 @@ class Pipeline:
             job = self._queue.get()
             if job is None:
                 return
+            ticket = job.ticket.result()  # settles from the writer thread; never raises
             try:
-                screened = self._screen(job)
+                screened = self._screen(job, ticket)
             except Exception as exc:  # never lose the frame's future, whatever broke
-                logger.exception("pipeline failed on frame %s", job.id)
+                logger.exception("pipeline failed on frame %s", ticket.id)
                 job.future.set_exception(exc)
                 continue
             job.future.set_result(screened)
 
-    def _screen(self, job: _Job) -> ScreenedFrame:
+    def _screen(self, job: _Job, ticket: Ticket) -> ScreenedFrame:
         dequeued = time.monotonic()
         try:
             rgb = _rendering(job.frame)
         except Exception as exc:
-            logger.exception("frame %s could not be rendered", job.id)
+            logger.exception("frame %s could not be rendered", ticket.id)
             rgb = np.zeros((*job.frame.shape, 3), np.uint8)
             result = Result.not_screened(f"frame could not be rendered: {exc}", self.model_id or "")
             class_names: tuple[str, ...] = ()
@@ -383,17 +415,17 @@ class Pipeline:
                     result = screener.screen(with_rgb)
                     class_names, sha = tuple(screener.class_names), screener.model_sha256
         detected = time.monotonic()
-        logged = job.durable
-        if job.durable and self._store is not None:
+        logged = ticket.durable
+        if ticket.durable and self._store is not None:
             try:
-                self._store.add_result(job.id, result, sha, list(class_names))
+                self._store.add_result(ticket.id, result, sha, list(class_names))
             except EdgeError as exc:
                 logged = False
-                logger.error("result of %s not logged: %s", job.id, exc.message)
+                logger.error("result of %s not logged: %s", ticket.id, exc.message)
         screened = ScreenedFrame(
-            id=job.id,
+            id=ticket.id,
             received=job.received,
-            bag=job.intake.bag or job.id,
+            bag=job.intake.bag or ticket.id,
             source=job.intake.source,
             result=result,
             shape=job.frame.shape,
@@ -416,15 +448,15 @@ class Pipeline:
                 not_logged=c.not_logged + (not logged and self._store is not None),
                 last_latency_ms=round(total_ms, 2),
             )
-            self._latency["store"].append(job.stored_ms)
-            self._latency["queue"].append((dequeued - job.started) * 1e3 - job.stored_ms)
+            self._latency["store"].append(ticket.stored_ms)
+            self._latency["queue"].append((dequeued - job.started) * 1e3 - ticket.stored_ms)
             self._latency["detect"].append((detected - dequeued) * 1e3)
             self._latency["total"].append(total_ms)
             subscribers = list(self._subscribers)
         state = {True: "ALARM", False: "CLEAR", None: "NOT SCREENED"}[result.alarm]
         logger.info(
             "frame %s bag %s from %s: %s in %.0f ms",
-            job.id,
+            ticket.id,
             screened.bag,
             screened.source,
             state,
@@ -433,8 +465,10 @@ class Pipeline:
         if job.intake.reply is not None:
             try:
                 job.intake.reply(screened.result_message())
+            except EdgeError as exc:  # the link is down: the scanner asks again or resends
+                logger.warning("RESULT of %s not sent: %s", ticket.id, exc.message)
             except Exception:
-                logger.exception("could not send the RESULT of %s", job.id)
+                logger.exception("could not send the RESULT of %s", ticket.id)
         for callback in subscribers:
             try:
                 callback(screened)

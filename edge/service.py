@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +26,7 @@ from edge.frames import Frame
 from edge.ingest.frame_assembler import AssembledFrame
 from edge.ingest.hot_folder import HotFolder
 from edge.ingest.serial_link import FrameOutcome, ScannerLink
-from edge.pipeline import Intake, Pipeline, ScreenedFrame
+from edge.pipeline import Intake, Pipeline, ScreenedFrame, Ticket
 from edge.sim.scanner import PtyPair, ScannerEmulator
 from edge.store import RetentionPolicy, Store
 from edge.tdr import write_tdr
@@ -108,20 +109,28 @@ def serial_source(
     holder: list[ScannerLink] = []
     label = label or f"serial:{source.url}"
 
-    def on_frame(assembled: AssembledFrame) -> FrameOutcome:
+    def on_frame(assembled: AssembledFrame) -> Future[FrameOutcome]:
         intake = Intake(
             source=label,
             bag=assembled.bag,
             lane=assembled.lane if assembled.lane is not None else source.lane,
             view=assembled.view,
             scanner_frame_id=assembled.frame,
-            reply=holder[0].send_result,
+            reply=holder[0].send_result,  # waits for the frame's ACK to be on the wire
         )
-        ticket = pipeline.ingest(assembled.to_frame(), intake)
-        if ticket.durable:
-            return FrameOutcome.stored(ticket.id)
-        # Screened all the same (its RESULT follows), but not durable: the scanner may resend.
-        return FrameOutcome.rejected(f"screened but not stored: {ticket.not_logged_reason}")
+        outcome: Future[FrameOutcome] = Future()
+
+        def settled(pending: Future[Ticket]) -> None:
+            ticket = pending.result()
+            if ticket.durable:
+                outcome.set_result(FrameOutcome.stored(ticket.id))
+            else:
+                # Screened all the same (its RESULT follows), but not durable: resend.
+                reason = f"screened but not stored: {ticket.not_logged_reason}"
+                outcome.set_result(FrameOutcome.rejected(reason))
+
+        pipeline.ingest_async(assembled.to_frame(), intake).add_done_callback(settled)
+        return outcome
 
     link = ScannerLink(
         source.url,

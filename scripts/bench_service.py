@@ -1,7 +1,7 @@
 """Service benchmark: the whole appliance against its detector alone, the image log against
 the bare disk.
 
-(a) End-to-end throughput: pre-rendered simulated bags go over a real pty pair (PtyPair)
+(a) End-to-end throughput: pre-rendered simulated bags go over a real pty pair (socat)
     into the service as `edge serve` wires it (ScannerLink -> durable Store -> Pipeline ->
     IsolatedDetector on the demo model -> RESULT back on the link), divided by the
     throughput of the same IsolatedDetector screening the same frames directly
@@ -14,8 +14,9 @@ the bare disk.
     in a paced round at a fraction of the end-to-end rate.
 
 Bags are simulated and packets COBS-encoded before any clock starts: the scanner only
-writes bytes. It runs in its own process with the PtyPair (whose relay threads stand in
-for the cable), so it shares the cores but not this process's interpreter; a round's
+writes bytes. It runs in its own process with the cable (socat, the README's pty pair, or
+with --cable python edge.sim's PtyPair relay threads), so it shares the cores but not this
+process's interpreter; a round's
 throughput runs from its first byte written to its last RESULT read, pipeline fill
 included. CPU per bag is reported for each process, and the cable alone for reference.
 
@@ -31,7 +32,9 @@ import hashlib
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +67,7 @@ from edge.ingest.link_protocol import (  # noqa: E402
     parse_error,
     parse_result,
 )
+from edge.ingest.serial_link import _raw_reader  # noqa: E402
 from edge.pipeline import Pipeline  # noqa: E402
 from edge.service import serial_source  # noqa: E402
 from edge.sim.scanner import PtyPair  # noqa: E402
@@ -259,15 +263,49 @@ class ScannerSender:
             self._errors.append(f"appliance error {error.code}: {error.message}")
 
 
-def _scanner_main(conn: Connection) -> None:
-    """The scanner process: the cable (a PtyPair, whose relay threads live here) and a
-    ScannerSender on its far end. Commands: ("load", wires), ("send", rate_hz),
-    ("blast",), None to exit; each answered with a dict (`cpu_s`: this process's CPU)."""
-    with PtyPair() as pty:
+class SocatPair:
+    """The cable as the README builds it for a newcomer: `socat` joining two ptys (C, so
+    the relay costs less CPU than PtyPair's Python threads); `pid` for its CPU time."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-cable-")
+        a, b = (str(Path(self._dir.name) / n) for n in ("a", "b"))
+        self._proc = subprocess.Popen(
+            ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+            stderr=subprocess.DEVNULL,
+        )
+        self.pid = self._proc.pid
+        deadline = time.monotonic() + 10.0
+        while not (os.path.exists(a) and os.path.exists(b)):
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                self.close()
+                raise SystemExit("socat did not create its pty pair")
+            time.sleep(0.02)
+        self.paths = (a, b)
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10.0)
+        self._dir.cleanup()
+
+    def __enter__(self) -> SocatPair:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _scanner_main(conn: Connection, cable: str) -> None:
+    """The scanner process: the cable (socat, or a PtyPair whose relay threads live here)
+    and a ScannerSender on its far end. Commands: ("load", wires), ("send", rate_hz),
+    ("blast",), None to exit; each answered with a dict (`cpu_s`: this process's CPU plus
+    socat's)."""
+    with SocatPair() if cable == "socat" else PtyPair() as pty:
         conn.send(pty.paths[0])
+        cable_pid = pty.pid if isinstance(pty, SocatPair) else None
         wires: list[WireBag] = []
         while (command := conn.recv()) is not None:
-            cpu = time.process_time()
+            cpu = time.process_time() + _proc_cpu_s(cable_pid)
             if command[0] == "load":
                 wires = command[1]
                 answer: dict[str, Any] = {}
@@ -285,17 +323,17 @@ def _scanner_main(conn: Connection) -> None:
                 port.flush()
                 port.close()
                 answer = {}
-            conn.send({**answer, "cpu_s": time.process_time() - cpu})
+            conn.send({**answer, "cpu_s": time.process_time() + _proc_cpu_s(cable_pid) - cpu})
 
 
 class Scanner:
     """This process's handle on the scanner process; `service_url` is the appliance's end
     of the cable."""
 
-    def __init__(self) -> None:
+    def __init__(self, cable: str) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_scanner_main, args=(child,), name="bench-scanner")
+        self._proc = ctx.Process(target=_scanner_main, args=(child, cable), name="bench-scanner")
         self._proc.start()
         child.close()
         if not self._conn.poll(60.0):
@@ -322,6 +360,8 @@ class Scanner:
 
 def _proc_cpu_s(pid: int | None) -> float:
     """User + system CPU seconds of process `pid` so far (0.0 when it cannot be read)."""
+    if pid is None:
+        return 0.0
     with contextlib.suppress(OSError, ValueError, IndexError):
         stat = Path(f"/proc/{pid}/stat").read_text()
         fields = stat[stat.rindex(")") + 2 :].split()
@@ -482,11 +522,13 @@ def measure_cable(scanner: Scanner, wires: list[WireBag], clock: CpuClock) -> Ca
     total = sum(len(p) for w in wires for p in (*w.body, w.end))
     done = threading.Event()
     port = serial.serial_for_url(scanner.service_url, timeout=READ_TIMEOUT_S)
+    read = _raw_reader(port)
+    assert read is not None, "the cable is a pty"
 
     def drain() -> None:
         received = 0
         while received < total and not done.is_set():
-            received += len(port.read(min(max(port.in_waiting, 1), 1 << 20)))
+            received += len(read())
         done.set()
 
     reader = threading.Thread(target=drain, name="bench-cable-read")
@@ -646,7 +688,7 @@ def run(args: argparse.Namespace, config: EdgeConfig, bags: list[Bag], threads: 
     )
     detector.start()
     clock = CpuClock(detector)
-    scanner = Scanner()
+    scanner = Scanner(args.cable)
     retention = RetentionPolicy(  # as run_service sets it up
         min_free_bytes=config.store.min_free_mb << 20, max_age_days=config.store.max_age_days
     )
@@ -727,7 +769,7 @@ def print_report(res: Results, args: argparse.Namespace) -> bool:
     )
     cable = res.cable
     print(
-        f"cable alone (sender -> PtyPair -> a reader that drops the bytes, {cable.bags} bags): "
+        f"cable alone (sender -> {args.cable} -> a reader that drops the bytes, {cable.bags} bags): "
         f"{cable.rate:.2f} bags/s; {cable.cpu}"
         + ("" if cable.complete else " (INCOMPLETE: the reader stalled)")
     )
@@ -769,6 +811,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--dir", type=Path, default=None, help="data disk (default: temp dir)")
     parser.add_argument("--seed", type=int, default=1000, help="bag i is simulate_bag(seed + i)")
+    parser.add_argument(
+        "--cable",
+        choices=("socat", "python"),
+        default="socat" if shutil.which("socat") else "python",
+        help="what joins the scanner's pty to the service's (default: socat when installed)",
+    )
     args = parser.parse_args(argv)
     if min(args.bags, args.rounds, args.frames, args.block, args.paced_bags, args.in_flight) < 1:
         parser.error("counts must be at least 1")
@@ -784,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         f"parameters: {args.bags} bags x {args.rounds} rounds each way (ABBA), "
         f"{args.paced_bags} paced bags at {args.paced_load:g} x end-to-end rate, "
         f"{args.frames} log frames per method in blocks of {args.block}, "
-        f"model {args.model.name}, queue {config.limits.queue_frames} frames, "
+        f"model {args.model.name}, cable {args.cable}, queue {config.limits.queue_frames} frames, "
         f"detector intra-op threads {threads or 'all'}, deadline {config.model.deadline_s:g} s",
         flush=True,
     )

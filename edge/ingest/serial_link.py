@@ -3,8 +3,10 @@
 A `ScannerLink` owns one pyserial port (`serial.serial_for_url`, so a device path,
 `loop://`, `socket://host:port`, ... all work) and two threads:
 - the reader: bytes -> `PacketDecoder` -> `FrameAssembler` -> `on_frame(frame)`, then the
-  ACK. `on_frame` returns once the frame is durable; while it blocks the reader does not
-  read, the OS buffers fill and the scanner's writes stall: that is the back-pressure;
+  ACK. `on_frame` answers at once or with a Future that resolves once the frame is durable
+  (the ACK goes out then, while the reader reads on). With `max_unacked` frames waiting for
+  their ACK, or while `on_frame` blocks (its queue full), the reader does not read, the OS
+  buffers fill and the scanner's writes stall: that is the back-pressure;
 - the heartbeat: a HEARTBEAT every `heartbeat_s`, and a log line when the scanner falls
   silent (no byte for `silence_s`) or comes back.
 A port that fails (device unplugged) is closed, counted and reopened every `reopen_s`
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -51,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.1  # how often the reader looks at the stop flag
 MAX_READ = 1 << 20
+ACK_WAIT_S = 10.0  # how long a RESULT waits for its frame's ACK to go out first
 # Reported by status() from the start, next to the decoder's and the assembler's counters.
 COUNTERS = (
     "frames_stored",
@@ -71,6 +77,37 @@ COUNTERS = (
     "port_errors",
     "write_errors",
 )
+
+
+def _raw_reader(port: serial.SerialBase) -> Callable[[], bytes] | None:
+    """For a POSIX port (device or pty): one select and one read of everything waiting.
+
+    pyserial's own read loops per call with a Timeout object and reads what the tty hands
+    over (often 4 KiB); at 3 MB per frame that overhead is measurable (bench_service).
+    None for other transports (loop://, socket://, ...), which keep pyserial's read."""
+    fd = getattr(port, "fd", None)
+    abort = getattr(port, "pipe_abort_read_r", None)
+    if not isinstance(fd, int) or not isinstance(abort, int):
+        return None
+
+    def read() -> bytes:
+        ready, _, _ = select.select([fd, abort], [], [], READ_TIMEOUT_S)
+        if abort in ready:  # cancel_read() from stop()
+            os.read(abort, 1000)
+            return b""
+        if not ready:
+            return b""
+        try:
+            data = os.read(fd, MAX_READ)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        if not data:
+            raise serial.SerialException(
+                "device reports readiness to read but returned no data (disconnected?)"
+            )
+        return data
+
+    return read
 
 
 class LinkError(EdgeError):
@@ -97,7 +134,9 @@ class FrameOutcome:
         return cls("rejected", reason=reason)
 
 
-OnFrame = Callable[[AssembledFrame], FrameOutcome]
+# on_frame answers at once, or with a Future that resolves once the frame is durable (the
+# ACK goes out then, while the reader reads on).
+OnFrame = Callable[[AssembledFrame], "FrameOutcome | Future[FrameOutcome]"]
 
 
 @dataclass(frozen=True)
@@ -141,7 +180,10 @@ class ScannerLink:
         reopen_s: float = 2.0,
         write_timeout_s: float = 5.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_unacked: int = 4,
     ) -> None:
+        if max_unacked < 1:
+            raise ValueError(f"max_unacked: expected at least 1, got {max_unacked}")
         self.url = url
         self.baudrate = baudrate
         self.heartbeat_s = heartbeat_s
@@ -169,6 +211,9 @@ class ScannerLink:
         self._logged_open_error: str | None = None
         self._was_silent = False
         self._torn = False  # the last write failed part-way
+        self.max_unacked = max_unacked
+        self._unacked = threading.BoundedSemaphore(max_unacked)
+        self._acks_due: dict[str, threading.Event] = {}  # scanner frame id -> ACK sent
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -219,8 +264,16 @@ class ScannerLink:
         """Send a RESULT. `result` has exactly the contract's fields: frame, bag, id,
         alarm (True/False/None), reason (only when alarm is None), model "name@version",
         detections [{"class", "score", "box": [x1, y1, x2, y2] frame pixels}].
+        A frame's RESULT waits (at most ACK_WAIT_S) for its ACK to be sent first.
         BadInputError for a malformed dict; LinkError when it cannot be sent."""
-        self._send(PacketType.RESULT, result_payload(result))
+        payload = result_payload(result)
+        with self._state_lock:
+            acked = self._acks_due.get(str(result.get("frame")))
+        if acked is not None and not acked.wait(ACK_WAIT_S):
+            logger.warning(
+                "scanner link %s: RESULT of %s before its ACK", self.url, result["frame"]
+            )
+        self._send(PacketType.RESULT, payload)
         self._count("results_sent")
 
     def send_error(self, code: str, message: str) -> None:
@@ -352,9 +405,9 @@ class ScannerLink:
             self._assembler.reset()
 
     def _read_port(self, port: serial.SerialBase) -> None:
+        read = _raw_reader(port) or (lambda: port.read(min(max(port.in_waiting, 1), MAX_READ)))
         while not self._stop.is_set():
-            waiting = port.in_waiting
-            data = port.read(min(max(waiting, 1), MAX_READ))
+            data = read()
             if not data:
                 continue
             self._last_rx = time.monotonic()
@@ -368,6 +421,18 @@ class ScannerLink:
                     # A bug here must not take the link down with it.
                     self._count("internal_errors")
                     logger.exception("scanner link %s: packet handling failed", self.url)
+        self._drain_acks()
+
+    def _drain_acks(self, timeout_s: float = 5.0) -> None:
+        """On stop: give frames being stored the time to be ACKed before the port closes."""
+        deadline = time.monotonic() + timeout_s
+        taken = 0
+        while taken < self.max_unacked and self._unacked.acquire(
+            timeout=max(0.0, deadline - time.monotonic())
+        ):
+            taken += 1
+        for _ in range(taken):
+            self._unacked.release()
 
     def _handle(self, packet: Packet) -> None:
         if self._rx_seq is not None and packet.seq != (self._rx_seq + 1) & 0xFFFF:
@@ -399,17 +464,65 @@ class ScannerLink:
             self._count("unexpected_packets")
 
     def _deliver(self, frame: AssembledFrame) -> None:
+        # At most max_unacked frames between "assembled" and their ACK: past that the
+        # reader stops reading and the scanner's writes stall (back-pressure).
         self._in_callback_since = time.monotonic()
+        while not self._unacked.acquire(timeout=READ_TIMEOUT_S):
+            if self._stop.is_set():  # never ACKed: the scanner resends it
+                self._in_callback_since = None
+                logger.warning("scanner link %s: stopped before frame %s", self.url, frame.frame)
+                return
+        with self._state_lock:
+            self._acks_due[frame.frame] = threading.Event()
         try:
-            outcome = self._on_frame(frame)
-        except EdgeError as exc:
-            outcome = FrameOutcome.rejected(f"not stored: {exc.message}")
-        except Exception as exc:  # any failure to store is a rejection
-            self._count("callback_errors")
-            logger.exception("scanner link %s: storing frame %s failed", self.url, frame.frame)
-            outcome = FrameOutcome.rejected(f"not stored: {one_line(exc)}")
+            outcome: FrameOutcome | Future[FrameOutcome] = self._on_frame(frame)
+        except Exception as exc:
+            outcome = self._failed(frame, exc)
         finally:
             self._in_callback_since = None
+        if isinstance(outcome, FrameOutcome):
+            self._acknowledge(frame, outcome)
+            return
+        outcome.add_done_callback(lambda done: self._acknowledge_future(frame, done))
+
+    def _acknowledge_future(self, frame: AssembledFrame, done: Future[FrameOutcome]) -> None:
+        """The ACK of a frame stored asynchronously, on the thread that completed it."""
+        try:
+            outcome = done.result()
+        except Exception as exc:
+            outcome = self._failed(frame, exc)
+        try:
+            self._acknowledge(frame, outcome)
+        except LinkError as exc:  # the port went away meanwhile: the scanner resends
+            logger.warning("%s", exc.message)
+        except Exception:
+            self._count("internal_errors")
+            logger.exception("scanner link %s: ACK of %s failed", self.url, frame.frame)
+
+    def _failed(self, frame: AssembledFrame, exc: BaseException) -> FrameOutcome:
+        """Any failure to store a frame is its rejection."""
+        if isinstance(exc, EdgeError):
+            return FrameOutcome.rejected(f"not stored: {exc.message}")
+        self._count("callback_errors")
+        logger.error(
+            "scanner link %s: storing frame %s failed",
+            self.url,
+            frame.frame,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return FrameOutcome.rejected(f"not stored: {one_line(exc)}")
+
+    def _acknowledge(self, frame: AssembledFrame, outcome: FrameOutcome) -> None:
+        self._unacked.release()
+        try:
+            self._send_ack(frame, outcome)
+        finally:
+            with self._state_lock:
+                acked = self._acks_due.pop(frame.frame, None)
+            if acked is not None:
+                acked.set()
+
+    def _send_ack(self, frame: AssembledFrame, outcome: FrameOutcome) -> None:
         if outcome.status == "stored" and outcome.id is None:
             self._count("callback_errors")
             logger.error("scanner link %s: on_frame said stored without an id", self.url)

@@ -9,7 +9,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,7 +114,7 @@ def pair() -> Iterator[PtyPair]:
 def run_link(pair: PtyPair) -> Iterator[Callable[..., ScannerLink]]:
     links: list[ScannerLink] = []
 
-    def start(on_frame: Callable[[AssembledFrame], FrameOutcome], **options: float) -> ScannerLink:
+    def start(on_frame: Callable[[AssembledFrame], Any], **options: float) -> ScannerLink:
         link = ScannerLink(pair.paths[1], on_frame, **(FAST | options))
         link.start()
         links.append(link)
@@ -408,3 +410,100 @@ def test_status_is_json_ready(run_link: Callable[..., ScannerLink]) -> None:
     doc = json.loads(json.dumps(run_link(Store()).status().to_dict()))
     assert doc["connected"] is True and doc["state"] == "connected"
     assert doc["counters"]["frames_stored"] == 0 and doc["counters"]["garbage_bytes"] == 0
+
+
+class Deferred:
+    """An asynchronous `on_frame`: answers with a Future the test resolves later."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, Future[FrameOutcome]]] = []
+        self.frames: list[AssembledFrame] = []
+        self.called = threading.Semaphore(0)
+
+    def __call__(self, frame: AssembledFrame) -> Future[FrameOutcome]:
+        future: Future[FrameOutcome] = Future()
+        self.pending.append((frame.frame, future))
+        self.frames.append(frame)
+        self.called.release()
+        return future
+
+
+def test_an_asynchronous_store_is_acked_on_completion_while_the_reader_reads_on(
+    run_link: Callable[..., ScannerLink], scanner: Scanner
+) -> None:
+    store = Deferred()
+    link = run_link(store)
+    scanner.send_frame("F1", *image(10))
+    scanner.send_frame("F2", *image(11))
+    assert store.called.acquire(timeout=5) and store.called.acquire(timeout=5)
+    assert [name for name, _ in store.pending] == ["F1", "F2"]  # F2 read before F1's ACK
+    time.sleep(0.2)
+    scanner.poll()
+    assert not any(p.type is PacketType.ACK for p in scanner.seen), "ACK before durable"
+    store.pending[0][1].set_result(FrameOutcome.stored("a1"))
+    assert parse_ack(scanner.wait_for(PacketType.ACK).payload).id == "a1"
+    store.pending[1][1].set_exception(EdgeError("disk on fire"))
+    ack = parse_ack(scanner.wait_for(PacketType.ACK).payload)
+    assert (ack.frame, ack.status, ack.reason) == ("F2", "rejected", "not stored: disk on fire")
+    counters = link.status().counters
+    assert counters["frames_stored"] == 1 and counters["frames_rejected"] == 1
+
+
+def test_unacked_frames_are_bounded_then_the_scanner_stalls(
+    run_link: Callable[..., ScannerLink], scanner: Scanner
+) -> None:
+    store = Deferred()
+    run_link(store, max_unacked=1)
+    scanner.send_frame("F1", *image(12))
+    assert store.called.acquire(timeout=5)
+    big = [image(13 + i, (750, 1000)) for i in range(2)]  # 3 MB each: more than a pty holds
+
+    def send_two() -> None:
+        scanner.send_frame("F2", *big[0], chunk=32768)
+        scanner.send_frame("F3", *big[1], chunk=32768)
+
+    sender = threading.Thread(target=send_two)
+    sender.start()
+    time.sleep(0.8)
+    # F2 is read and assembled, then held until F1's ACK: F3 cannot get in.
+    assert len(store.pending) == 1, "a second frame taken while the first waits for its ACK"
+    assert sender.is_alive(), "the scanner's writes should stall"
+    for i in range(3):
+        if i:
+            assert store.called.acquire(timeout=10)
+        store.pending[i][1].set_result(FrameOutcome.stored(f"a{i + 1}"))
+    sender.join(10)
+    assert not sender.is_alive()
+    acks = [parse_ack(scanner.wait_for(PacketType.ACK).payload) for _ in range(3)]
+    assert [(a.frame, a.id) for a in acks] == [("F1", "a1"), ("F2", "a2"), ("F3", "a3")]
+    assert np.array_equal(store.frames[2].high, big[1][0])
+
+
+def test_a_result_waits_for_its_frames_ack(
+    run_link: Callable[..., ScannerLink], scanner: Scanner
+) -> None:
+    store = Deferred()
+    link = run_link(store)
+    scanner.send_frame("F1", *image(14))
+    assert store.called.acquire(timeout=5)
+    result = {
+        "frame": "F1",
+        "bag": "B-F1",
+        "id": "a1",
+        "alarm": False,
+        "model": "demo@1.0.0",
+        "detections": [],
+    }
+    sender = threading.Thread(target=link.send_result, args=(result,))
+    sender.start()
+    time.sleep(0.3)
+    scanner.poll()
+    assert sender.is_alive() and not any(p.type is PacketType.RESULT for p in scanner.seen)
+    store.pending[0][1].set_result(FrameOutcome.stored("a1"))
+    sender.join(5)
+    order = []
+    deadline = time.monotonic() + 5
+    while len(order) < 2 and time.monotonic() < deadline:
+        scanner.poll()
+        order = [p.type for p in scanner.seen if p.type in (PacketType.ACK, PacketType.RESULT)]
+    assert order == [PacketType.ACK, PacketType.RESULT]
