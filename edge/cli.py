@@ -282,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_export)
 
+    from edge.validation import eval_cmd
+
+    eval_cmd.add_parser(verbs, common)
+
     p = verbs.add_parser("simulate", help="synthetic dual-energy data")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
     d = kinds.add_parser("dataset", parents=[common], help="a COCO data set of simulated bags")
