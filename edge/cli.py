@@ -286,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_cmd.add_parser(verbs, common)
 
+    from edge.auth.commands import add_users_parser
+
+    add_users_parser(verbs, common)
+
     p = verbs.add_parser("simulate", help="synthetic dual-energy data")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
     d = kinds.add_parser("dataset", parents=[common], help="a COCO data set of simulated bags")

@@ -91,8 +91,18 @@ class LimitsConfig(_Strict):
     queue_frames: int = Field(8, ge=1, le=1024, description="frames waiting per pipeline stage")
 
 
+class AuthConfig(_Strict):
+    session_idle_min: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="a login session unused this long ends, minutes"
+    )
+    session_max_h: float = Field(
+        12.0, gt=0, le=31 * 24, description="a login session ends this long after login, hours"
+    )
+
+
 class EdgeConfig(_Strict):
     server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
     model: ModelConfig = ModelConfig()
     demo: DemoConfig = DemoConfig()
     sources: list[Source] = Field(default_factory=list, description="scanner sources")

@@ -92,6 +92,7 @@ def _colour_table() -> npt.NDArray[np.uint8]:
 
 
 _COLOUR_TABLE = _colour_table()
+_FLAT_COLOUR_TABLE = _COLOUR_TABLE.reshape(-1, 3)  # row a * _R_BINS + r
 _GREY_TABLE = _shade(
     np.broadcast_to(_GREY, (_A_BINS, 3)).astype(np.float32),
     ((np.arange(_A_BINS, dtype=np.float32) + 0.5) * (OPAQUE_ATTENUATION / _A_BINS)),
@@ -114,14 +115,18 @@ def render_pseudocolor(
     """
     a_high = attenuation(high)
     ai = _a_index(a_high)
+    # np.take on a flat table: the same pixels as _COLOUR_TABLE[ai, ri], several times
+    # faster than numpy's two-index gather.
     if low is None:
-        grey: npt.NDArray[np.uint8] = _GREY_TABLE[ai]
+        grey: npt.NDArray[np.uint8] = np.take(_GREY_TABLE, ai, axis=0)
         return grey
     ratio = material_ratio(a_high, attenuation(low))
     ri = np.clip(
         (ratio - np.float32(_R_MIN)) * np.float32(_R_BINS / (_R_MAX - _R_MIN)), 0, _R_BINS - 1
     )
-    rgb: npt.NDArray[np.uint8] = _COLOUR_TABLE[ai, ri.astype(np.intp)]
+    ai *= _R_BINS
+    ai += ri.astype(np.intp)
+    rgb: npt.NDArray[np.uint8] = np.take(_FLAT_COLOUR_TABLE, ai, axis=0)
     return rgb
 
 

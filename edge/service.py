@@ -210,6 +210,8 @@ def run_service(
     from uvicorn import Config, Server
 
     from edge.api.app import AppContext, create_app
+    from edge.auth import SessionPolicy
+    from edge.auth.demo import open_users
 
     stop = stop or threading.Event()
     with _stop_on_signals(stop), contextlib.ExitStack() as shutdown:
@@ -284,13 +286,23 @@ def run_service(
         host, port = config.server.host, config.server.port
         sock = _listen(host, port)
         shutdown.callback(sock.close)
+        users = open_users(
+            data_dir,
+            demo=demo and not config.sources,
+            sessions=SessionPolicy(
+                idle_s=config.auth.session_idle_min * 60.0, max_s=config.auth.session_max_h * 3600
+            ),
+        )
+        shutdown.callback(users.close)
         context = AppContext(
             service=pipeline,
+            users=users,
             version=_package_version(),
             store=store,
             sources=[_link_status(link) for link in links] + [f.status for f in folders],
             max_upload_bytes=config.limits.max_upload_mb << 20,
             tdr_dir=data_dir / "tdr",
+            export_dir=data_dir / "exports",
         )
         server = Server(
             Config(

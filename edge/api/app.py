@@ -1,56 +1,58 @@
 """The HTTP API and operator page: `create_app(AppContext)` builds the FastAPI app.
 
-Every route reads the service through the context; errors leave as one JSON shape,
-`{"error": {"code", "message"}}`, mapped from `EdgeError.http_status` in one handler.
+Routes live in one module per concept (frames, events, login, models, test runs, exports,
+metrics); this module binds them to the context, maps every error to one JSON shape,
+`{"error": {"code", "message"}}`, in one place, and serves the page and the login page.
+Reading needs any logged-in role, changing anything the role its action names
+(edge.auth.roles); /api/health, /metrics, /login and POST /api/login need none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import cv2
-from fastapi import FastAPI, Form, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.errors import BadInputError, EdgeError
-from edge.ingest.images import load_image
-from edge.pipeline import Pipeline, UnknownFrameError
-from edge.pseudocolor import render_pseudocolor
-from edge.store import Store
+from edge.api.access import session_principal
+from edge.api.auth_routes import auth_router
+from edge.api.context import AppContext
+from edge.api.events import EventHub, events_router
+from edge.api.exports import exports_router
+from edge.api.frames import IMAGE_CACHE_CONTROL, UploadTooLargeError, frames_router
+from edge.api.metrics import LatencyMetrics, metrics_router
+from edge.api.models import models_router
+from edge.api.runs import runs_router
+from edge.auth import AuthError
+from edge.errors import EdgeError
+
+__all__ = [
+    "IMAGE_CACHE_CONTROL",
+    "STATIC_DIR",
+    "AppContext",
+    "UploadTooLargeError",
+    "create_app",
+    "error_body",
+    "error_code",
+]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# Frame ids never name another image while the service runs, so a browser may keep them;
-# the page adds the frame's receive time to the URL, which also survives a restart.
-IMAGE_CACHE_CONTROL = "private, max-age=3600"
-
-
-@dataclass
-class AppContext:
-    """Everything the routes need; later stages (events, roles) add fields here.
-
-    `sources`: one status callable per ingest source (serial link, hot folder) for health.
-    """
-
-    service: Pipeline
-    version: str = "unknown"
-    store: Store | None = None
-    sources: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
-    max_upload_bytes: int = 64 << 20
-    tdr_dir: Path | None = None
-
-
-class UploadTooLargeError(BadInputError):
-    http_status = 413
+# The page and the login page load nothing from elsewhere; /docs is FastAPI's Swagger UI,
+# which does, so it goes without.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_NO_CSP_PATHS = ("/docs", "/redoc")
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -63,18 +65,100 @@ def error_code(exc: EdgeError) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+class SecurityHeaders:
+    """Adds no-sniff, no-framing, no-referrer and (but for /docs) a strict CSP to every
+    response; pure ASGI so live-event streams pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = not str(scope.get("path", "")).startswith(_NO_CSP_PATHS)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                if csp:
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     """The appliance's HTTP API and operator page, bound to one context."""
+    hub = EventHub(
+        max_clients=ctx.max_event_clients,
+        queue_size=ctx.event_queue,
+        heartbeat_s=ctx.event_heartbeat_s,
+    )
+    latency = LatencyMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        unsubscribe = ctx.service.subscribe(latency.on_screened)
+        hub.start(ctx.service.subscribe)
+        try:
+            yield
+        finally:
+            hub.stop()
+            unsubscribe()
+
     app = FastAPI(
         title="Edge X-ray screening appliance",
         version=ctx.version,
-        description="Screening results, frame images and service health.",
+        description="Screening results, frame images, decisions and service health. Log in "
+        "with POST /api/login (session cookie + X-CSRF-Token) or send a script token from "
+        "`edge users token NAME` as `Authorization: Bearer ...`.",
+        lifespan=lifespan,
     )
-    service = ctx.service
+    app.state.users = ctx.users  # for the login dependencies (edge.api.access)
+    app.add_middleware(SecurityHeaders)
+    _error_handlers(app)
 
+    @app.get("/", include_in_schema=False)
+    def page(request: Request) -> Response:
+        if session_principal(request) is None:
+            return RedirectResponse("/login", status_code=303)
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/login", include_in_schema=False)
+    def login_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "login.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Service state: "ok", or "degraded" with reasons (no model, last frame NOT
+        SCREENED, logging degraded, a source down). No login needed."""
+        return _health(ctx)
+
+    app.include_router(auth_router(ctx))
+    app.include_router(frames_router(ctx, hub))
+    app.include_router(events_router(ctx, hub))
+    app.include_router(models_router(ctx))
+    app.include_router(runs_router(ctx))
+    app.include_router(exports_router(ctx))
+    app.include_router(metrics_router(ctx, hub, latency))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EdgeError)
     async def edge_error(_request: Request, exc: EdgeError) -> JSONResponse:
-        return JSONResponse(error_body(error_code(exc), exc.message), status_code=exc.http_status)
+        headers = exc.http_headers() if isinstance(exc, AuthError) else None
+        return JSONResponse(
+            error_body(error_code(exc), exc.message), status_code=exc.http_status, headers=headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -90,123 +174,33 @@ def create_app(ctx: AppContext) -> FastAPI:
         )
         return JSONResponse(error_body("bad_request", problems), status_code=422)
 
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/api/health")
-    def health() -> dict[str, Any]:
-        """Service state: "ok", or "degraded" with reasons (no model, last frame NOT SCREENED)."""
-        counters = service.counters
-        degraded = service.degraded()
-        if ctx.store is not None and ctx.store.health()["logging"] != "ok":
-            degraded.append(f"logging degraded: {ctx.store.health()['reason']}")
-        for status in ctx.sources:
-            state = status()
-            if state.get("state") in ("silent", "connecting", "error"):
-                degraded.append(f"{state['source']}: {state['state']}")
-        return {
-            "status": "degraded" if degraded else "ok",
-            "version": ctx.version,
-            "model": service.model_id,
-            "model_sha256": service.model_sha256,
-            "classes": service.class_names,
-            "frames_in": counters.frames_in,
-            "screened": counters.screened,
-            "not_screened": counters.not_screened,
-            "alarms": counters.alarms,
-            "last_latency_ms": counters.last_latency_ms,
-            "uptime_s": round(time.monotonic() - service.started_monotonic, 1),
-            "queue_depth": service.queue_depth(),
-            "latency_ms": service.latency_ms(),
-            "logging": ctx.store.health() if ctx.store is not None else None,
-            "sources": [status() for status in ctx.sources],
-            "degraded": degraded,
-        }
-
-    @app.get("/api/frames")
-    def frames(
-        limit: int = Query(20, ge=1, le=1000, description="at most this many, newest first"),
-    ) -> list[dict[str, Any]]:
-        """Recent frames, newest first; boxes are xyxy in frame pixels."""
-        return [f.to_dict() for f in service.recent(limit)]
-
-    # Declared before /api/frames/{frame_id}, which would otherwise take "latest" as an id.
-    @app.get("/api/frames/latest")
-    def latest_frame() -> dict[str, Any]:
-        """The newest frame (404 before the first)."""
-        return service.latest().to_dict()
-
-    @app.get("/api/frames/{frame_id}")
-    def frame(frame_id: str) -> dict[str, Any]:
-        """One frame by id (404 if unknown or no longer held)."""
-        return service.get(frame_id).to_dict()
-
-    @app.get(
-        "/api/frames/{frame_id}/image",
-        response_class=Response,
-        responses={200: {"content": {"image/png": {}}}},
-    )
-    def frame_image(frame_id: str) -> Response:
-        """The frame's pseudo-colour rendering as an 8-bit RGB PNG, full resolution."""
-        try:
-            rgb = service.get(frame_id).rgb
-        except UnknownFrameError:
-            if ctx.store is None:
-                raise
-            stored = ctx.store.load_image(frame_id)  # FrameNotFoundError (404) if unknown
-            if stored.rgb is not None:
-                rgb = stored.rgb
-            else:
-                assert stored.high is not None  # a Frame has channels or RGB
-                rgb = render_pseudocolor(stored.high, stored.low)
-        ok, png = cv2.imencode(
-            ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
-        )
-        if not ok:
-            raise EdgeError(f"frame {frame_id}: PNG encoding failed")
-        return Response(
-            png.tobytes(), media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL}
-        )
-
-    @app.get(
-        "/api/frames/{frame_id}/tdr",
-        response_class=Response,
-        responses={200: {"content": {"application/dicom": {}}}},
-    )
-    def frame_tdr(frame_id: str) -> Response:
-        """The DICOS Threat Detection Report of a frame that came from a DICOS image."""
-        if ctx.tdr_dir is None or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", frame_id):
-            raise UnknownFrameError(f"no Threat Detection Report for frame {frame_id!r}")
-        path = ctx.tdr_dir / f"{frame_id}.dcs"
-        if not path.is_file():
-            raise UnknownFrameError(
-                f"no Threat Detection Report for frame {frame_id!r} (not a DICOS frame?)"
-            )
-        return Response(path.read_bytes(), media_type="application/dicom")
-
-    @app.post("/api/frames", status_code=201)
-    async def upload_frame(
-        file: UploadFile, bag: str | None = Form(None, max_length=200)
-    ) -> dict[str, Any]:
-        """Screen an uploaded image like any other frame (8-bit PNG/JPEG, 16-bit two-page
-        TIFF, DICOS DX); answers once screened, with the frame's record."""
-        data = await file.read(ctx.max_upload_bytes + 1)
-        name = Path(file.filename or "upload").name
-        if len(data) > ctx.max_upload_bytes:
-            raise UploadTooLargeError(
-                f"{name}: larger than the {ctx.max_upload_bytes >> 20} MiB upload limit"
-            )
-        suffix = Path(name).suffix[:10]
-        with tempfile.TemporaryDirectory(prefix="edge-upload-") as tmp:
-            path = Path(tmp) / f"upload{suffix}"
-            path.write_bytes(data)
-            try:
-                frame = load_image(path, max_bytes=ctx.max_upload_bytes)
-            except EdgeError as exc:
-                raise type(exc)(exc.message.replace(str(path), name)) from None
-        screened = await run_in_threadpool(service.submit, frame, "upload", bag or name, 120.0)
-        return screened.to_dict()
-
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
+def _health(ctx: AppContext) -> dict[str, Any]:
+    service = ctx.service
+    counters = service.counters
+    degraded = service.degraded()
+    logging_health = ctx.store.health() if ctx.store is not None else None
+    if logging_health is not None and logging_health["logging"] != "ok":
+        degraded.append(f"logging degraded: {logging_health['reason']}")
+    sources = [status() for status in ctx.sources]
+    for state in sources:
+        if state.get("state") in ("silent", "connecting", "error"):
+            degraded.append(f"{state['source']}: {state['state']}")
+    return {
+        "status": "degraded" if degraded else "ok",
+        "version": ctx.version,
+        "model": service.model_id,
+        "model_sha256": service.model_sha256,
+        "classes": service.class_names,
+        "frames_in": counters.frames_in,
+        "screened": counters.screened,
+        "not_screened": counters.not_screened,
+        "alarms": counters.alarms,
+        "last_latency_ms": counters.last_latency_ms,
+        "uptime_s": round(time.monotonic() - service.started_monotonic, 1),
+        "queue_depth": service.queue_depth(),
+        "latency_ms": service.latency_ms(),
+        "logging": logging_health,
+        "sources": sources,
+        "degraded": degraded,
+    }

@@ -11,11 +11,18 @@ from typing import Any
 from edge.errors import BadInputError
 from edge.store.errors import FrameNotFoundError
 from edge.store.records import StoredDecision, StoredFrame, StoredResult, parse_time
+from edge.store.schema import DECISIONS
 
 MAX_LIMIT = 10_000
 
 # Rows retention has begun deleting are gone as far as readers are concerned.
 _LIVE = "retiring = 0"
+# The frame's latest result has a detection of the class given.
+_DETECTED_CLASS = (
+    "EXISTS (SELECT 1 FROM json_each((SELECT r.detections FROM results r "
+    "WHERE r.frame_id = frames.id ORDER BY r.id DESC LIMIT 1)) "
+    "WHERE json_extract(value, '$.class') = ?)"
+)
 _DISPUTED = (
     "((alarm = 1 AND decision = 'clear') OR (alarm = 0 AND decision IN ('search', 'threat')))"
 )
@@ -28,12 +35,19 @@ def frame_filter(
     not_screened: bool | None = None,
     disputed: bool | None = None,
     bag: str | None = None,
+    *,
+    decision: str | None = None,
+    class_name: str | None = None,
+    source: str | None = None,
+    lane: int | None = None,
 ) -> tuple[str, list[Any]]:
     """A WHERE clause over `frames` and its parameters.
 
     `since` inclusive, `until` exclusive (UTC); `alarm` True/False: screened with/without
     alarm; `not_screened` True: no result yet or NOT SCREENED, False: screened;
-    `disputed`: the operator's decision disagrees with the alarm.
+    `disputed`: the operator's decision disagrees with the alarm; `decision`: the latest
+    operator decision (clear, search, threat), or "none" for frames nobody decided;
+    `class_name`: the latest result detected that class; `source`, `lane`: where it came from.
     """
     clauses: list[str] = [_LIVE]
     params: list[Any] = []
@@ -53,6 +67,25 @@ def frame_filter(
     if bag is not None:
         clauses.append("bag = ?")
         params.append(bag)
+    if decision is not None:
+        if decision == "none":
+            clauses.append("decision IS NULL")
+        elif decision in DECISIONS:
+            clauses.append("decision = ?")
+            params.append(decision)
+        else:
+            raise BadInputError(
+                f"decision: expected one of {', '.join(DECISIONS)} or none, got {decision!r}"
+            )
+    if class_name is not None:
+        clauses.append(_DETECTED_CLASS)
+        params.append(class_name)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(source)
+    if lane is not None:
+        clauses.append("lane = ?")
+        params.append(lane)
     return " AND ".join(clauses), params
 
 
@@ -80,6 +113,34 @@ def count_frames(conn: sqlite3.Connection, where: tuple[str, list[Any]]) -> int:
     return int(
         conn.execute(f"SELECT count(*) FROM frames WHERE {where[0]}", where[1]).fetchone()[0]
     )
+
+
+def latest_results(conn: sqlite3.Connection, frame_ids: list[str]) -> dict[str, StoredResult]:
+    """The latest result of each frame that has one, by frame id."""
+    found: dict[str, StoredResult] = {}
+    for start in range(0, len(frame_ids), 500):  # SQLite's bound-parameter limit
+        chunk = frame_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT * FROM results WHERE id IN (SELECT max(id) FROM results "
+            f"WHERE frame_id IN ({marks}) GROUP BY frame_id)",
+            chunk,
+        )
+        found.update((row["frame_id"], StoredResult.from_row(row)) for row in rows)
+    return found
+
+
+def latest_decisions(conn: sqlite3.Connection, frame_ids: list[str]) -> dict[str, str | None]:
+    """The latest operator decision (None: none yet) of each frame in the log, by id."""
+    found: dict[str, str | None] = {}
+    for start in range(0, len(frame_ids), 500):
+        chunk = frame_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT id, decision FROM frames WHERE id IN ({marks}) AND {_LIVE}", chunk
+        )
+        found.update((row["id"], row["decision"]) for row in rows)
+    return found
 
 
 def frame_row(conn: sqlite3.Connection, frame_id: str) -> sqlite3.Row:

@@ -254,11 +254,36 @@ class Store:
         disputed: bool | None = None,
         bag: str | None = None,
         newest_first: bool = True,
+        decision: str | None = None,
+        class_name: str | None = None,
+        source: str | None = None,
+        lane: int | None = None,
+        with_results: bool = False,
     ) -> list[StoredFrame]:
-        """Frames received in [since, until) matching the filters (see queries.frame_filter)."""
-        where = queries.frame_filter(since, until, alarm, not_screened, disputed, bag)
+        """Frames received in [since, until) matching the filters (see queries.frame_filter);
+        `with_results`: each with its latest result (decisions are not filled)."""
+        where = queries.frame_filter(
+            since,
+            until,
+            alarm,
+            not_screened,
+            disputed,
+            bag,
+            decision=decision,
+            class_name=class_name,
+            source=source,
+            lane=lane,
+        )
         with self._readers.connection() as conn:
-            return queries.list_frames(conn, where, limit, offset, newest_first)
+            if not with_results:
+                return queries.list_frames(conn, where, limit, offset, newest_first)
+            conn.execute("BEGIN")  # frames and their results from one snapshot
+            try:
+                frames = queries.list_frames(conn, where, limit, offset, newest_first)
+                results = queries.latest_results(conn, [f.id for f in frames])
+            finally:
+                conn.rollback()
+        return [dataclasses.replace(f, result=results.get(f.id)) for f in frames]
 
     def count_frames(
         self,
@@ -269,11 +294,31 @@ class Store:
         *,
         disputed: bool | None = None,
         bag: str | None = None,
+        decision: str | None = None,
+        class_name: str | None = None,
+        source: str | None = None,
+        lane: int | None = None,
     ) -> int:
         """How many frames list_frames would return with these filters, unpaged."""
-        where = queries.frame_filter(since, until, alarm, not_screened, disputed, bag)
+        where = queries.frame_filter(
+            since,
+            until,
+            alarm,
+            not_screened,
+            disputed,
+            bag,
+            decision=decision,
+            class_name=class_name,
+            source=source,
+            lane=lane,
+        )
         with self._readers.connection() as conn:
             return queries.count_frames(conn, where)
+
+    def latest_decisions(self, frame_ids: list[str]) -> dict[str, str | None]:
+        """The latest operator decision of each of these frames that is in the log."""
+        with self._readers.connection() as conn:
+            return queries.latest_decisions(conn, frame_ids)
 
     def list_results(self, frame_id: str) -> list[StoredResult]:
         with self._readers.connection() as conn:

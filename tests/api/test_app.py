@@ -1,41 +1,20 @@
+"""The app in process (TestClient): health, frames held in memory, images, the page."""
+
 from __future__ import annotations
 
 import re
-import warnings
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from starlette.exceptions import StarletteDeprecationWarning
 
 from edge.api.app import STATIC_DIR, AppContext, create_app
-from edge.detector import Detector
+from edge.auth import UserStore
 from edge.frames import Frame
-from edge.pipeline import LocalScreener, Pipeline
+from edge.pipeline import Pipeline
 from edge.sim.scene import simulate_bag
 
-with warnings.catch_warnings():
-    # Starlette >= 1.x prefers httpx2 for its test client and warns when it falls back to
-    # httpx; either drives the app the same way.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
-
-MakeDir = Callable[..., Path]
-# One box of class 1 ("knife"), score 0.9, centred in the 64 x 64 input: every frame alarms.
-ALARM_OUTPUT = np.array([[[32.0], [32.0], [20.0], [20.0], [0], [0.9], [0], [0]]], np.float32)
-
-
-@pytest.fixture
-def service(tiny_model_dir: MakeDir) -> Pipeline:
-    return Pipeline(LocalScreener(Detector.load(tiny_model_dir([ALARM_OUTPUT]))))
-
-
-@pytest.fixture
-def client(service: Pipeline) -> Iterator[TestClient]:
-    with TestClient(create_app(AppContext(service=service, version="9.9.9"))) as client:
-        yield client
+from .accounts import TestClient
 
 
 def submit_three(service: Pipeline) -> None:
@@ -78,10 +57,10 @@ def test_health_counts_frames(client: TestClient, service: Pipeline) -> None:
     assert health["last_latency_ms"] > 0
 
 
-def test_health_without_a_model_is_degraded() -> None:
+def test_health_without_a_model_is_degraded(users: UserStore) -> None:
     service = Pipeline(None)
     service.submit(Frame(rgb=np.zeros((8, 8, 3), np.uint8)), source="test", bag="b")
-    with TestClient(create_app(AppContext(service=service))) as client:
+    with TestClient(create_app(AppContext(service=service, users=users))) as client:
         health = client.get("/api/health").json()
     assert health["status"] == "degraded"
     assert health["model"] is None and health["model_sha256"] is None
@@ -92,15 +71,18 @@ def test_health_without_a_model_is_degraded() -> None:
     ]
 
 
-def test_frames_newest_first(client: TestClient, service: Pipeline) -> None:
+def test_frames_newest_first(operator: TestClient, service: Pipeline) -> None:
+    client = operator
     submit_three(service)
-    frames = client.get("/api/frames").json()
+    page = client.get("/api/frames").json()
+    assert (page["total"], page["limit"], page["offset"]) == (3, 50, 0)
+    frames = page["items"]
     assert [f["id"] for f in frames] == ["f-000003", "f-000002", "f-000001"]
     assert [f["bag"] for f in frames] == ["bag-c", "bag-b", "bag-a"]
     newest = frames[0]
     assert set(newest) == {
         "id", "time", "bag", "source", "state", "alarm", "reason", "model",
-        "detections", "width", "height", "timings_ms", "logged",
+        "detections", "width", "height", "timings_ms", "logged", "decision",
     }  # fmt: skip
     assert (newest["width"], newest["height"], newest["source"]) == (32, 48, "upload")
     assert (newest["state"], newest["alarm"], newest["reason"]) == ("SCREENED", True, None)
@@ -108,13 +90,32 @@ def test_frames_newest_first(client: TestClient, service: Pipeline) -> None:
     [detection] = newest["detections"]
     assert detection["class"] == "knife" and detection["score"] == pytest.approx(0.9)
     assert len(detection["box"]) == 4
-    assert [f["id"] for f in client.get("/api/frames", params={"limit": 2}).json()] == [
-        "f-000003",
-        "f-000002",
-    ]
+    second = client.get("/api/frames", params={"limit": 2, "offset": 1}).json()
+    assert [f["id"] for f in second["items"]] == ["f-000002", "f-000001"]
+    assert second["total"] == 3
+    upload = client.get("/api/frames", params={"source": "upload", "limit": 1}).json()
+    assert ([f["id"] for f in upload["items"]], upload["total"]) == (["f-000003"], 2)
+    recent = client.get("/api/frames/recent", params={"limit": 2}).json()
+    assert [f["id"] for f in recent["items"]] == ["f-000003", "f-000002"]
+    assert recent["total"] == 3
 
 
-def test_frame_by_id_and_latest(client: TestClient, service: Pipeline) -> None:
+def test_memory_filters_without_an_image_log(operator: TestClient, service: Pipeline) -> None:
+    submit_three(service)
+    knives = operator.get("/api/frames", params={"class": "knife", "alarm": "true"}).json()
+    assert knives["total"] == 3
+    assert operator.get("/api/frames", params={"not_screened": "true"}).json()["total"] == 0
+    assert operator.get("/api/frames", params={"class": "gun"}).json()["total"] == 0
+    later = operator.get("/api/frames", params={"since": "2999-01-01T00:00:00Z"}).json()
+    assert later["total"] == 0
+    # Decisions and lanes live in the image log only: asking without one is an error.
+    response = operator.get("/api/frames", params={"decision": "clear"})
+    assert response.status_code == 400
+    assert "image log" in response.json()["error"]["message"]
+
+
+def test_frame_by_id_and_latest(operator: TestClient, service: Pipeline) -> None:
+    client = operator
     submit_three(service)
     first = client.get("/api/frames/f-000001").json()
     assert (first["bag"], first["source"], first["width"]) == ("bag-a", "demo", 1000)
@@ -128,11 +129,16 @@ def test_frame_by_id_and_latest(client: TestClient, service: Pipeline) -> None:
         ("/api/frames/f-999999/image", 404, "unknown_frame"),
         ("/api/frames/latest", 404, "unknown_frame"),
         ("/api/frames?limit=0", 422, "bad_request"),
+        ("/api/frames?since=yesterday", 400, "bad_input"),
+        ("/api/frames/f-000001/image?view=xray", 422, "bad_request"),
         ("/api/nothing-here", 404, "not_found"),
+        ("/api/tests/run-1", 404, "unknown_test_run"),
     ],
 )
-def test_errors_have_one_json_shape(client: TestClient, path: str, status: int, code: str) -> None:
-    response = client.get(path)
+def test_errors_have_one_json_shape(
+    operator: TestClient, path: str, status: int, code: str
+) -> None:
+    response = operator.get(path)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     body = response.json()
@@ -141,7 +147,8 @@ def test_errors_have_one_json_shape(client: TestClient, path: str, status: int, 
     assert body["error"]["message"]
 
 
-def test_image_is_the_frames_rendering_as_png(client: TestClient, service: Pipeline) -> None:
+def test_image_is_the_frames_rendering_as_png(operator: TestClient, service: Pipeline) -> None:
+    client = operator
     submit_three(service)
     for frame in service.recent():
         response = client.get(f"/api/frames/{frame.id}/image")
@@ -151,6 +158,11 @@ def test_image_is_the_frames_rendering_as_png(client: TestClient, service: Pipel
         bgr = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
         assert bgr.shape == (*frame.shape, 3)
         np.testing.assert_array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), frame.rgb)
+        boxed = client.get(f"/api/frames/{frame.id}/image", params={"boxes": "1"})
+        assert boxed.status_code == 200 and boxed.content != response.content
+    # Without an image log only the pseudo-colour rendering is held.
+    response = client.get(f"/api/frames/{service.recent()[0].id}/image", params={"view": "high"})
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "view_unavailable")
 
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:
@@ -161,6 +173,17 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
         "/api/frames/latest",
         "/api/frames/{frame_id}",
         "/api/frames/{frame_id}/image",
+        "/api/frames/{frame_id}/decision",
+        "/api/events",
+        "/api/login",
+        "/api/logout",
+        "/api/me",
+        "/api/models",
+        "/api/models/upgrade",
+        "/api/models/rollback",
+        "/api/tests",
+        "/api/exports",
+        "/metrics",
     } <= set(paths)
     assert client.get("/docs").status_code == 200
 
@@ -168,7 +191,8 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
 PAGE_IDS = ["model", "health", "connection", "banner", "state", "view", "bag", "boxes", "thumbs"]
 
 
-def test_page_has_the_operator_elements(client: TestClient) -> None:
+def test_page_has_the_operator_elements(operator: TestClient) -> None:
+    client = operator
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -180,14 +204,32 @@ def test_page_has_the_operator_elements(client: TestClient) -> None:
     script = client.get("/static/app.js").text
     for element_id in re.findall(r'el\("([\w-]+)"\)', script):
         assert f'id="{element_id}"' in page, element_id
-    for needle in ("/api/frames?limit=", "/api/health", "/image"):
+    for needle in ("/api/frames/recent?limit=", "/api/health", "/image", "X-CSRF-Token"):
         assert needle in script
     assert client.get("/static/style.css").status_code == 200
 
 
+def test_page_sends_a_stranger_to_the_login_page(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/login")
+    page = client.get("/login")
+    assert page.status_code == 200
+    for element_id in re.findall(
+        r'getElementById\("([\w-]+)"\)', client.get("/static/login.js").text
+    ):
+        assert f'id="{element_id}"' in page.text, element_id
+    assert "/api/login" in client.get("/static/login.js").text
+
+
 def test_page_references_nothing_outside_the_appliance() -> None:
     files = sorted(STATIC_DIR.iterdir())
-    assert {f.name for f in files} >= {"index.html", "app.js", "style.css"}
+    assert {f.name for f in files} >= {
+        "index.html",
+        "app.js",
+        "style.css",
+        "login.html",
+        "login.js",
+    }
     for file in files:
         urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'<>)]*", file.read_text()))
         # The SVG namespace name is an identifier that is never fetched.

@@ -16,6 +16,7 @@ const ui = {
   banner: el("banner"), bannerReason: el("banner-reason"),
   state: el("state"), stateDetail: el("state-detail"), frameMeta: el("frame-meta"),
   live: el("live"), view: el("view"), bag: el("bag"), boxes: el("boxes"), thumbs: el("thumbs"),
+  user: el("user"), logout: el("logout"),
 };
 
 let classes = [];        // the model's class list, for stable colours
@@ -54,16 +55,39 @@ function alarmClasses(f) {
   return [...best].sort((a, b) => b[1] - a[1]).map(([c, s]) => `${c} ${Math.round(s * 100)}%`);
 }
 
+function toLogin() {
+  location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+}
+
+function cookie(name) {
+  const found = document.cookie.split("; ").find((c) => c.startsWith(`${name}=`));
+  return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+}
+
 async function getJSON(url) {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
   try {
-    const response = await fetch(url, { signal: abort.signal, cache: "no-store" });
+    const response = await fetch(url, { signal: abort.signal, cache: "no-store", credentials: "same-origin" });
+    if (response.status === 401) toLogin(); // session expired or ended
     if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
     return await response.json();
   } finally {
     clearTimeout(timer);
   }
+}
+
+// State-changing calls carry the session's CSRF token (the readable edge_csrf cookie).
+async function postJSON(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": cookie("edge_csrf") },
+    body: JSON.stringify(body || {}),
+  });
+  if (response.status === 401) toLogin();
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return await response.json();
 }
 
 function renderHealth(h) {
@@ -204,12 +228,13 @@ function renderConnection() {
 
 async function poll() {
   try {
+    // The frames held in memory: logged or not, so a full disk never hides a bag.
     const [frames, health] = await Promise.all([
-      getJSON(`/api/frames?limit=${STRIP_SIZE}`),
+      getJSON(`/api/frames/recent?limit=${STRIP_SIZE}`),
       getJSON("/api/health"),
     ]);
     lastOk = Date.now();
-    recent = frames;
+    recent = frames.items;
     renderHealth(health);
     update();
   } catch (err) {
@@ -221,6 +246,12 @@ async function poll() {
 }
 
 ui.live.addEventListener("click", () => { pinned = null; update(); });
+ui.logout.addEventListener("click", () => {
+  postJSON("/api/logout").catch((err) => console.warn("logout failed", err)).finally(toLogin);
+});
+getJSON("/api/me")
+  .then((me) => { ui.user.textContent = `${me.name} (${me.role})`; })
+  .catch((err) => console.warn("who am I?", err));
 window.addEventListener("resize", () => { if (shown) drawBoxes(shown); });
 lastOk = Date.now();
 // ?frame=<id> opens on that frame instead of following the newest.
