@@ -37,6 +37,7 @@ from edge.errors import EdgeError
 
 __all__ = [
     "IMAGE_CACHE_CONTROL",
+    "PAGES",
     "STATIC_DIR",
     "AppContext",
     "UploadTooLargeError",
@@ -53,6 +54,13 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _NO_CSP_PATHS = ("/docs", "/redoc")
+# The operator console, the history, one frame, and the technician and vendor page.
+PAGES = {
+    "index.html": "/",
+    "history.html": "/history",
+    "frame.html": "/frame",
+    "service.html": "/service",
+}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -125,11 +133,19 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     _error_handlers(app)
 
-    @app.get("/", include_in_schema=False)
-    def page(request: Request) -> Response:
-        if session_principal(request) is None:
-            return RedirectResponse("/login", status_code=303)
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    def page(name: str, path: str) -> None:
+        # A page is only markup and scripts; what it shows comes from the API, which checks
+        # the role of every call. Strangers go to the login page, and come back after it.
+        def serve(request: Request) -> Response:
+            if session_principal(request) is None:
+                target = "/login" if path == "/" else f"/login?next={path}"
+                return RedirectResponse(target, status_code=303)
+            return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+
+        app.add_api_route(path, serve, methods=["GET"], include_in_schema=False)
+
+    for name, path in PAGES.items():
+        page(name, path)
 
     @app.get("/login", include_in_schema=False)
     def login_page() -> FileResponse:

@@ -9,6 +9,7 @@ history.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -197,11 +198,24 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
 
     @router.get("/{frame_id}", dependencies=[reader])
     def frame(frame_id: FrameId) -> dict[str, Any]:
-        """One frame by id (404 if unknown or deleted)."""
+        """One frame by id (404 if unknown or deleted), with `decisions`: every operator
+        decision on it, oldest first ({decision, user, at, note})."""
         found = held(frame_id)
-        if found is not None:
-            return screened_json(found, decision_of(found))
-        return stored_json(stored(frame_id))
+        logged = None
+        if found is None:
+            logged = stored(frame_id)
+        elif store is not None and found.logged:
+            with contextlib.suppress(FrameNotFoundError):  # deleted by retention since
+                logged = store.get_frame(frame_id)
+        if logged is None:
+            assert found is not None
+            return {**screened_json(found), "decisions": []}
+        record = screened_json(found, logged.decision) if found else stored_json(logged)
+        record["decisions"] = [
+            {"decision": d.decision, "user": d.user, "at": d.at, "note": d.note}
+            for d in logged.decisions
+        ]
+        return record
 
     @router.get(
         "/{frame_id}/image",

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.api.app import STATIC_DIR, AppContext, create_app
+from edge.api.app import PAGES, STATIC_DIR, AppContext, create_app
 from edge.auth import UserStore
 from edge.frames import Frame
 from edge.pipeline import Pipeline
@@ -191,7 +191,24 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
 PAGE_IDS = ["model", "health", "connection", "banner", "state", "view", "bag", "boxes", "thumbs"]
 
 
-def test_page_has_the_operator_elements(operator: TestClient) -> None:
+def page_scripts(client: TestClient, html: str) -> str:
+    """The text of a page's module script and every module it imports, transitively."""
+    pending = re.findall(r'<script type="module" src="/static/([\w.-]+\.js)"></script>', html)
+    assert pending, "the page loads no module script"
+    seen: dict[str, str] = {}
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        response = client.get(f"/static/{name}")
+        assert response.status_code == 200, name
+        assert "javascript" in response.headers["content-type"], name  # modules need it
+        seen[name] = response.text
+        pending += re.findall(r'from "\./([\w.-]+\.js)"', response.text)
+    return "\n".join(seen.values())
+
+
+def test_console_has_the_operator_elements(operator: TestClient) -> None:
     client = operator
     response = client.get("/")
     assert response.status_code == 200
@@ -200,13 +217,41 @@ def test_page_has_the_operator_elements(operator: TestClient) -> None:
     for element_id in PAGE_IDS:
         assert f'id="{element_id}"' in page
     assert "NOT SCREENED" in page
-    # Every element the script looks up is on the page.
-    script = client.get("/static/app.js").text
-    for element_id in re.findall(r'el\("([\w-]+)"\)', script):
-        assert f'id="{element_id}"' in page, element_id
-    for needle in ("/api/frames/recent?limit=", "/api/health", "/image", "X-CSRF-Token"):
+    script = page_scripts(client, page)
+    for needle in (
+        "/api/frames/recent?limit=",
+        "/api/events",
+        "/api/health",
+        "/image",
+        "/decision",
+        "X-CSRF-Token",
+    ):
         assert needle in script
-    assert client.get("/static/style.css").status_code == 200
+
+
+@pytest.mark.parametrize("path", PAGES.values())
+def test_every_element_a_page_script_looks_up_is_on_the_page(
+    operator: TestClient, path: str
+) -> None:
+    page = operator.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for element_id in re.findall(r'el\("([\w-]+)"\)', page_scripts(operator, page.text)):
+        assert f'id="{element_id}"' in page.text, (path, element_id)
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES.values() if p != "/"])
+def test_pages_send_a_stranger_to_the_login_page_and_back(client: TestClient, path: str) -> None:
+    response = client.get(path, follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, f"/login?next={path}")
+
+
+def test_pages_have_no_inline_script_or_style() -> None:
+    # The CSP allows scripts and styles from files only: inline ones would not run.
+    for file in sorted(STATIC_DIR.glob("*.html")):
+        html = file.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), file.name
+        assert "<style" not in html and " style=" not in html, file.name
+        assert not re.search(r"\son[a-z]+=", html), file.name  # no onclick= handlers
 
 
 def test_page_sends_a_stranger_to_the_login_page(client: TestClient) -> None:
@@ -227,6 +272,9 @@ def test_page_references_nothing_outside_the_appliance() -> None:
         "index.html",
         "app.js",
         "style.css",
+        "history.html",
+        "frame.html",
+        "service.html",
         "login.html",
         "login.js",
     }

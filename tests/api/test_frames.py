@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterator
@@ -118,7 +119,8 @@ def test_pages_are_newest_first_and_add_up(logged: tuple[TestClient, Pipeline, S
     assert all_ids == [f.id for f in pipeline.recent()]  # memory is newest first too
     newest = pages[0]["items"][0]
     held = client.get(f"/api/frames/{newest['id']}").json()
-    assert set(newest) == set(held)  # one record shape from the log and from memory
+    # One record shape from the log and from memory; one frame's also lists its decisions.
+    assert set(newest) == set(held) - {"decisions"}
     assert (newest["state"], newest["alarm"], newest["detections"][0]["class"]) == (
         "SCREENED",
         True,
@@ -150,6 +152,32 @@ def test_a_decision_is_stored_with_its_operator(
     assert client.get("/api/frames", params={"decision": "none"}).json()["total"] == 6
     recent = client.get("/api/frames/recent").json()["items"]
     assert [f["decision"] for f in recent if f["id"] == frame_id] == ["clear"]
+
+
+def test_one_frame_lists_every_decision_oldest_first(
+    logged: tuple[TestClient, Pipeline, Store],
+) -> None:
+    client, pipeline, store = logged
+    frame_id = pipeline.recent()[0].id
+    assert client.get(f"/api/frames/{frame_id}").json()["decisions"] == []
+    for decision in ("search", "threat"):
+        posted = client.post(f"/api/frames/{frame_id}/decision", json={"decision": decision})
+        assert posted.status_code == 201, posted.text
+    expected = [("search", "olga"), ("threat", "olga")]
+    record = client.get(f"/api/frames/{frame_id}").json()  # held in memory
+    assert record["decision"] == "threat"
+    assert [(d["decision"], d["user"]) for d in record["decisions"]] == expected
+    # A service started later holds none of them: the image log answers alone.
+    with (
+        contextlib.closing(Pipeline(None, store=store)) as later,
+        TestClient(
+            create_app(AppContext(service=later, users=client.app.state.users, store=store))
+        ) as other,
+    ):
+        login(other, "olga")
+        record = other.get(f"/api/frames/{frame_id}").json()
+    assert record["decision"] == "threat"
+    assert [(d["decision"], d["user"]) for d in record["decisions"]] == expected
 
 
 @pytest.mark.parametrize(
