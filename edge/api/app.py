@@ -47,13 +47,13 @@ __all__ = [
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# The page and the login page load nothing from elsewhere; /docs is FastAPI's Swagger UI,
-# which does, so it goes without.
+# No page loads anything from elsewhere: the appliance has no network. /docs is our own
+# rendering of /openapi.json (static/docs.*), not FastAPI's Swagger UI, which loads its
+# scripts from a CDN.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-_NO_CSP_PATHS = ("/docs", "/redoc")
 # The operator console, the history, one frame, and the technician and vendor page.
 PAGES = {
     "index.html": "/",
@@ -74,8 +74,8 @@ def error_code(exc: EdgeError) -> str:
 
 
 class SecurityHeaders:
-    """Adds no-sniff, no-framing, no-referrer and (but for /docs) a strict CSP to every
-    response; pure ASGI so live-event streams pass straight through."""
+    """Adds no-sniff, no-framing, no-referrer and a strict CSP to every response; pure ASGI
+    so live-event streams pass straight through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -84,7 +84,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = not str(scope.get("path", "")).startswith(_NO_CSP_PATHS)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -94,8 +93,7 @@ class SecurityHeaders:
                     (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"no-referrer"),
                 ]
-                if csp:
-                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -128,6 +126,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         "with POST /api/login (session cookie + X-CSRF-Token) or send a script token from "
         "`edge users token NAME` as `Authorization: Bearer ...`.",
         lifespan=lifespan,
+        docs_url=None,  # served below from static/docs.*: Swagger UI needs a CDN
+        redoc_url=None,
     )
     app.state.users = ctx.users  # for the login dependencies (edge.api.access)
     app.add_middleware(SecurityHeaders)
@@ -146,6 +146,11 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     for name, path in PAGES.items():
         page(name, path)
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:
+        """The API reference, rendered in the browser from /openapi.json (open, like it)."""
+        return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/login", include_in_schema=False)
     def login_page() -> FileResponse:
