@@ -148,7 +148,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         }
     )
     data = args.data or config.store.data_dir or default_data_dir()
-    run_service(config, data_dir=Path(data), demo=config.demo.enabled and not args.no_demo)
+    run_service(
+        config,
+        data_dir=Path(data),
+        demo=config.demo.enabled and not args.no_demo,
+        model_override=args.model,  # an explicit model runs as given, outside the model store
+    )
     return EXIT_OK
 
 
@@ -220,7 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("serve", parents=[common], help="run the appliance service and UI")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8080)")
-    p.add_argument("--model", type=Path, help="model directory (default: the shipped demo)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="run this model directory as given (default: the data directory's active model; "
+        "a fresh data directory starts with the shipped demo model)",
+    )
     p.add_argument("--no-demo", action="store_true", help="do not feed simulated bags")
     p.add_argument(
         "--serial",
@@ -286,9 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_cmd.add_parser(verbs, common)
 
+    from edge.validation import suite_cmd, test_cmd
+
+    test_cmd.add_parser(verbs, common)
+    suite_cmd.add_parser(verbs, common)
+
     from edge.auth.commands import add_users_parser
 
     add_users_parser(verbs, common)
+
+    from edge.upgrade.commands import add_parsers as add_upgrade_parsers
+
+    add_upgrade_parsers(verbs, common)
+
+    from calibration.commands import add_parsers as add_calibrate_parsers
+
+    add_calibrate_parsers(verbs, common)
 
     p = verbs.add_parser("simulate", help="synthetic dual-energy data")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -306,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_scanner_arguments(sc)
     sc.set_defaults(func=run_scanner_command)
+    suite_cmd.add_simulate_parser(kinds, common)
     return parser
 
 

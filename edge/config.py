@@ -30,7 +30,11 @@ class ServerConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    dir: Path | None = Field(None, description="model directory; default: the shipped demo model")
+    dir: Path | None = Field(
+        None,
+        description="the factory model a fresh data directory starts with; default: the shipped "
+        "demo model (later models come from upgrades, DATA/models)",
+    )
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         description="onnxruntime execution providers in order of preference",
@@ -100,6 +104,55 @@ class AuthConfig(_Strict):
     )
 
 
+class UpgradeConfig(_Strict):
+    compatible: str = Field(
+        "xray-dual-energy-v1",
+        min_length=1,
+        max_length=200,
+        description="this device's compatible string: a bundle must list it",
+    )
+    keys_dir: Path | None = Field(
+        None, description="more trusted minisign public keys (*.pub) besides DATA/keys"
+    )
+    suite_dir: Path | None = Field(
+        None, description="the device's regression suite (the gate); default DATA/suite"
+    )
+    max_bundle_mb: int = Field(1024, ge=1, le=65536, description="largest bundle file, MiB")
+    max_member_mb: int = Field(512, ge=1, le=65536, description="largest file in a bundle, MiB")
+    watch_s: float = Field(
+        1.0, gt=0, le=3600, description="how often the service looks for a new active model, s"
+    )
+
+
+class PieceLevelsConfig(_Strict):
+    max_wire_mm: float = Field(
+        0.18, gt=0, le=10, description="the thinnest wire seen must be this thin or thinner, mm"
+    )
+    min_steel_mm: float = Field(
+        14.0, ge=0, le=100, description="a wire must be seen through this much steel, mm"
+    )
+    max_grating_mm: float = Field(
+        1.6, gt=0, le=20, description="the finest grating resolved: bars this wide or finer, mm"
+    )
+    max_organic_mm: float = Field(
+        0.3, gt=0, le=20, description="the thinnest organic sheet seen, this thin or thinner, mm"
+    )
+    max_age_h: float = Field(
+        24.0, gt=0, le=24 * 365, description="a check older than this does not count, hours"
+    )
+    required_for_upgrade: bool = Field(
+        False, description="refuse upgrades while the latest check failed or is too old"
+    )
+
+
+class CalibrationConfig(_Strict):
+    correct_frames: bool = Field(
+        True, description="correct raw scanner frames with the active profile at ingest"
+    )
+    keep_raw: bool = Field(False, description="keep each raw frame too, DATA/calibration/raw")
+    testpiece: PieceLevelsConfig = PieceLevelsConfig()
+
+
 class EdgeConfig(_Strict):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
@@ -108,6 +161,8 @@ class EdgeConfig(_Strict):
     sources: list[Source] = Field(default_factory=list, description="scanner sources")
     store: StoreConfig = StoreConfig()
     limits: LimitsConfig = LimitsConfig()
+    upgrade: UpgradeConfig = UpgradeConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

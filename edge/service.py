@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from calibration.ingest import FrameCalibration
 from edge.config import DEFAULT_MODEL_DIR, EdgeConfig, FolderSource, SerialSource
 from edge.detector.isolated import IsolatedDetector
 from edge.errors import EdgeError
@@ -30,6 +31,10 @@ from edge.pipeline import Intake, Pipeline, ScreenedFrame, Ticket
 from edge.sim.scanner import PtyPair, ScannerEmulator
 from edge.store import RetentionPolicy, Store
 from edge.tdr import write_tdr
+from edge.upgrade.engine import UpgradeSettings
+from edge.upgrade.errors import UpgradeBusyError
+from edge.upgrade.gate import RegressionGate
+from edge.upgrade.manager import ModelManager, ModelSwitcher
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,22 @@ def load_detector(
         detector.close()
         return None, exc.message
     return detector, None
+
+
+def open_model_manager(config: EdgeConfig, data_dir: Path) -> ModelManager:
+    """The data directory's model store, ready: the factory model installed on a fresh
+    device, and what a power cut during an upgrade left repaired (a pending model checked,
+    then confirmed or rolled back)."""
+    settings = UpgradeSettings.from_config(config, data_dir)
+    assert settings.suite_dir is not None
+    manager = ModelManager(data_dir, settings, RegressionGate(settings.suite_dir, data_dir))
+    try:
+        with manager.store.lock():
+            for note in manager.upgrader("service").prepare():
+                logger.warning("model store: %s", note)
+    except UpgradeBusyError:
+        logger.warning("an upgrade is in progress; the service follows its outcome")
+    return manager
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -101,11 +122,15 @@ def _package_version() -> str:
 
 
 def serial_source(
-    pipeline: Pipeline, source: SerialSource, max_frame_bytes: int, label: str | None = None
+    pipeline: Pipeline,
+    source: SerialSource,
+    max_frame_bytes: int,
+    label: str | None = None,
+    calibration: FrameCalibration | None = None,
 ) -> ScannerLink:
     """A scanner on a serial port: each assembled frame is ACKed `stored` once durable,
     and answered with a RESULT once screened. `label`: the frames' source (default
-    "serial:<url>")."""
+    "serial:<url>"); `calibration`: raw frames corrected with the active profile first."""
     holder: list[ScannerLink] = []
     label = label or f"serial:{source.url}"
 
@@ -119,9 +144,13 @@ def serial_source(
             reply=holder[0].send_result,  # waits for the frame's ACK to be on the wire
         )
         outcome: Future[FrameOutcome] = Future()
+        raw = assembled.to_frame()
+        frame = raw if calibration is None else calibration.apply(raw)
 
         def settled(pending: Future[Ticket]) -> None:
             ticket = pending.result()
+            if ticket.durable and calibration is not None and frame is not raw:
+                calibration.keep(ticket.id, raw)
             if ticket.durable:
                 outcome.set_result(FrameOutcome.stored(ticket.id))
             else:
@@ -129,7 +158,7 @@ def serial_source(
                 reason = f"screened but not stored: {ticket.not_logged_reason}"
                 outcome.set_result(FrameOutcome.rejected(reason))
 
-        pipeline.ingest_async(assembled.to_frame(), intake).add_done_callback(settled)
+        pipeline.ingest_async(frame, intake).add_done_callback(settled)
         return outcome
 
     link = ScannerLink(
@@ -144,14 +173,20 @@ def serial_source(
     return link
 
 
-def folder_source(pipeline: Pipeline, source: FolderSource) -> HotFolder:
+def folder_source(
+    pipeline: Pipeline, source: FolderSource, calibration: FrameCalibration | None = None
+) -> HotFolder:
     """A hot folder: a file leaves the folder only once its frame is durable; a frame the
-    store cannot take leaves its file in rejected/ with the reason (screened all the same)."""
+    store cannot take leaves its file in rejected/ with the reason (screened all the same).
+    `calibration`: raw frames corrected with the active profile first."""
     label = f"folder:{source.path}"
 
-    def sink(frame: Frame, files: list[Path]) -> None:
+    def sink(raw: Frame, files: list[Path]) -> None:
         intake = Intake(source=label, bag=files[0].stem.removesuffix("_high"), lane=source.lane)
+        frame = raw if calibration is None else calibration.apply(raw)
         ticket = pipeline.ingest(frame, intake)
+        if ticket.durable and calibration is not None and frame is not raw:
+            calibration.keep(ticket.id, raw)
         if not ticket.durable:
             raise EdgeError(f"screened but not stored: {ticket.not_logged_reason}")
 
@@ -197,6 +232,7 @@ def run_service(
     demo: bool = True,
     history: int = 200,
     stop: threading.Event | None = None,
+    model_override: Path | None = None,
 ) -> None:
     """Run the appliance until SIGINT/SIGTERM (or `stop` is set), then shut down in reverse.
 
@@ -224,10 +260,25 @@ def run_service(
         logger.info("image log at %s: %s", data_dir, store.health()["logging"])
 
         # 2. Model, in a child process; refused models leave the service degraded, not down.
-        model_dir = config.model.dir or DEFAULT_MODEL_DIR
+        # The active model of the data directory's model store (a fresh one gets the factory
+        # model), unless one was named explicitly (`model_override`: no upgrades then).
+        models = None if model_override is not None else open_model_manager(config, data_dir)
+        if models is not None:
+            active = models.store.active()
+            model_dir = active.path if active is not None else DEFAULT_MODEL_DIR
+        else:
+            model_dir = model_override or config.model.dir or DEFAULT_MODEL_DIR
         detector, model_error = load_detector(model_dir, config)
+        switcher: ModelSwitcher | None = None
+
+        def close_model() -> None:  # the one screening at the end, after any swaps
+            if switcher is not None:
+                switcher.close_current()
+            elif detector is not None:
+                detector.close()
+
+        shutdown.callback(close_model)
         if detector is not None:
-            shutdown.callback(detector.close)
             logger.info("model loaded: %s (sha256 %s)", detector.model_id, detector.model_sha256)
         else:
             logger.error("NO MODEL, every frame will be NOT SCREENED: %s", model_error)
@@ -241,18 +292,38 @@ def run_service(
             model_error=model_error,
         )
         shutdown.callback(pipeline.close)  # drains the queue before the detector goes
+        if models is not None:
+            switcher = ModelSwitcher(
+                pipeline,
+                models.store,
+                lambda path: load_detector(path, config),
+                current=detector,
+                loaded=model_dir.name if detector is not None else None,
+                interval_s=config.upgrade.watch_s,
+            )
+            models.switcher = switcher
+            switcher.start()
+            shutdown.callback(switcher.stop)
         (data_dir / "tdr").mkdir(parents=True, exist_ok=True)
         pipeline.subscribe(tdr_writer(data_dir / "tdr"))
 
-        # 4. Sources.
+        # 4. Sources; real scanners' raw frames corrected with the active calibration
+        # profile (the demo emulator sends calibrated frames).
         max_frame = config.limits.max_frame_mb << 20
+        calibration = (
+            FrameCalibration(data_dir, keep_raw=config.calibration.keep_raw)
+            if config.calibration.correct_frames
+            else None
+        )
         links = [
-            serial_source(pipeline, s, max_frame)
+            serial_source(pipeline, s, max_frame, calibration=calibration)
             for s in config.sources
             if isinstance(s, SerialSource)
         ]
         folders = [
-            folder_source(pipeline, s) for s in config.sources if isinstance(s, FolderSource)
+            folder_source(pipeline, s, calibration)
+            for s in config.sources
+            if isinstance(s, FolderSource)
         ]
         if demo and not config.sources:
             pty = PtyPair()
@@ -303,6 +374,7 @@ def run_service(
             max_upload_bytes=config.limits.max_upload_mb << 20,
             tdr_dir=data_dir / "tdr",
             export_dir=data_dir / "exports",
+            models=models,
         )
         server = Server(
             Config(

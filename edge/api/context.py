@@ -10,6 +10,7 @@ from typing import Any
 from edge.auth import LoginThrottle, UserStore
 from edge.pipeline import Pipeline
 from edge.store import Store
+from edge.upgrade.manager import ModelManager
 
 
 @dataclass
@@ -21,7 +22,8 @@ class AppContext:
     status callable per ingest source for health; `tdr_dir`: DICOS Threat Detection
     Reports; `export_dir`: where `POST /api/exports` writes data sets; `event_heartbeat_s`:
     the live-event stream's keep-alive period; `max_event_clients`: live-event streams at
-    once; `event_queue`: events held per slow client before it is told to resync.
+    once; `event_queue`: events held per slow client before it is told to resync;
+    `models`: the model store (upgrade, rollback, list); without one, upgrades answer 501.
     """
 
     service: Pipeline
@@ -36,3 +38,4 @@ class AppContext:
     event_heartbeat_s: float = 15.0
     max_event_clients: int = 64
     event_queue: int = 64
+    models: ModelManager | None = None

@@ -1,8 +1,8 @@
-"""Test runs (regression suites, acceptance) and their reports.
+"""Test runs (regression suites, acceptance) and their reports, as `edge test` and the
+upgrade gate record them in the image log.
 
-Starting a run answers 501 "not available" until the validation engine is wired to the
-service; the list is empty meanwhile. Run ids are checked against a strict pattern before
-any report file could be named.
+Starting a run over the API answers 501 "not available" (runs take minutes of the
+detector's time: `edge test` starts them). Run ids are checked against a strict pattern.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from edge.api.access import allowed, logged_in
 from edge.api.context import AppContext
 from edge.api.models import NotAvailableError
 from edge.errors import EdgeError
+from edge.store.test_runs import NoSuchTestRunError, StoredTestRun
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 RunId = Annotated[str, PathParam(pattern=RUN_ID_PATTERN, max_length=64, description="run id")]
@@ -34,22 +35,42 @@ def runs_router(ctx: AppContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        """Test runs, newest first: {items, total, limit, offset} (none yet)."""
-        return {"items": [], "total": 0, "limit": limit, "offset": offset}
+        """Test runs, newest first: {items, total, limit, offset}; items without reports."""
+        if ctx.store is None:
+            return {"items": [], "total": 0, "limit": limit, "offset": offset}
+        items, total = ctx.store.list_test_runs(limit, offset)
+        return {
+            "items": [run.as_json() for run in items],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
 
     @router.post("", dependencies=[Depends(allowed("test"))])
     def start_run() -> dict[str, Any]:
         """Start a regression or acceptance run (technicians, vendors). Not available yet."""
         raise NotAvailableError("test runs over the API are not available in this version yet")
 
+    def stored(run_id: str) -> StoredTestRun:
+        if ctx.store is None:
+            raise UnknownTestRunError(f"no test run {run_id!r}: no image log")
+        try:
+            return ctx.store.get_test_run(run_id)
+        except NoSuchTestRunError:
+            raise UnknownTestRunError(f"no test run {run_id!r}") from None
+
     @router.get("/{run_id}", dependencies=[reader])
     def run(run_id: RunId) -> dict[str, Any]:
-        """One run's state and figures."""
-        raise UnknownTestRunError(f"no test run {run_id!r}")
+        """One run's state and headline figures."""
+        return {k: v for k, v in stored(run_id).as_json().items() if k != "report"}
 
     @router.get("/{run_id}/report", dependencies=[reader])
     def report(run_id: RunId) -> dict[str, Any]:
-        """One run's report (HTML)."""
-        raise UnknownTestRunError(f"no test run {run_id!r}, so no report")
+        """One run's report (the JSON document `edge test --report` writes, with its
+        SHA-256; the HTML rendering is to come)."""
+        found = stored(run_id)
+        if found.report is None:
+            raise UnknownTestRunError(f"test run {run_id!r} has no report")
+        return found.report
 
     return router

@@ -33,6 +33,18 @@ class DetectionRun:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame turned into model input ahead of time (`Detector.prepare`, on another thread):
+    `tensor` (1, C, H, W) float32, a copy owned by this object; `info` its placement; the
+    frame's (height, width) in pixels; `preprocess_ms` what preparing it took."""
+
+    tensor: npt.NDArray[np.float32]
+    info: LetterboxInfo
+    frame_hw: tuple[int, int]
+    preprocess_ms: float
+
+
 class Detector:
     """One model ready to screen frames. `detect` is serialised by a lock: the input buffer is
     reused between calls, and one session already uses every core it was given."""
@@ -135,6 +147,36 @@ class Detector:
         rgb = render_pseudocolor(frame.high, frame.low)
         render_ms = (time.perf_counter() - t0) * 1e3
         return self._run(lambda: self._preprocessor.from_rgb(rgb), rgb.shape[:2], render_ms)
+
+    def preprocessor(self) -> Preprocessor:
+        """A new preprocessor for this model, for one thread that prepares frames."""
+        return Preprocessor(self._spec.manifest.input)
+
+    def prepare(self, frame: Frame, preprocessor: Preprocessor) -> PreparedFrame:
+        """Preprocess a frame outside the detector's lock with the caller's own preprocessor
+        (one per thread), so that a batch run overlaps preprocessing with inference.
+        BadInputError as `detect` raises it."""
+        t0 = time.perf_counter()
+        if self._spec.manifest.input.representation == "dual_energy":
+            if frame.high is None or frame.low is None:
+                raise BadInputError(
+                    f"frame: model {self.model_id} needs dual-energy high and low channels"
+                )
+            tensor, info = preprocessor.from_planes((frame.high, frame.low))
+        else:
+            rgb = frame.rgb
+            if rgb is None:
+                assert frame.high is not None  # Frame guarantees channels or RGB
+                rgb = render_pseudocolor(frame.high, frame.low)
+            tensor, info = preprocessor.from_rgb(rgb)
+        ms = (time.perf_counter() - t0) * 1e3
+        return PreparedFrame(tensor.copy(), info, frame.shape, ms)
+
+    def detect_prepared(self, prepared: PreparedFrame) -> DetectionRun:
+        """Detections of a prepared frame; its timings count the preparation."""
+        return self._run(
+            lambda: (prepared.tensor, prepared.info), prepared.frame_hw, prepared.preprocess_ms
+        )
 
     def detect_rgb(self, rgb: npt.NDArray[np.uint8]) -> DetectionRun:
         """Detections for an (H, W, 3) uint8 RGB pseudo-colour image, boxes in its pixels."""

@@ -50,6 +50,24 @@ class SimFrame:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ThreatControl:
+    """Overrides for the bag's first threat, used to fill slice cells on purpose.
+
+    `angle_deg`: its rotation; `long_side_px`: scale it so its box's long side (after
+    rotation and view) is about this many pixels; `occluder`, `occluder_offset_px`,
+    `occluder_long_side_px`: which dense object covers it (with `occlude=True`), how far
+    from its centre, and how large. Random draws happen as without control, so the rest
+    of the bag stays the seed's bag.
+    """
+
+    angle_deg: float | None = None
+    long_side_px: float | None = None
+    occluder: str | None = None
+    occluder_offset_px: float | None = None
+    occluder_long_side_px: float | None = None
+
+
 @dataclass
 class _Placed:
     obj: SimObject
@@ -194,6 +212,38 @@ def _occlusion_bucket(fraction: float) -> str:
     return "none" if fraction < 0.15 else "partial" if fraction < 0.5 else "heavy"
 
 
+def _scaled_to(obj: SimObject, long_side: float, angle_deg: float, squash: float) -> SimObject:
+    """The object scaled so its box at this angle and view has `long_side` px (thickness kept)."""
+    probe = _Placed(obj, 0.0, 0.0, angle_deg)
+    points = np.concatenate([_transform(p.points, probe, squash) for p in obj.parts])
+    extent = float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1])))
+    scale = long_side / max(extent, 1.0)
+    parts = [
+        Part(p.material, p.points * scale, p.thickness_cm, p.round_profile, p.width, p.closed)
+        for p in obj.parts
+    ]
+    return SimObject(obj.kind, parts, obj.label, obj.dense, dict(obj.extra))
+
+
+def object_attenuation(
+    obj: SimObject, cx: float, cy: float, angle_deg: float, height: int, width: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], tuple[float, float, float, float]]:
+    """One object's attenuation on an empty (height, width) belt, top view: (A_high, A_low,
+    box x1, y1, x2, y2 in pixels). What threat image projection adds to a real bag."""
+    canvas = _Canvas(height, width)
+    (x0, y0), own_high = _render(canvas, _Placed(obj, cx, cy, angle_deg), 1.0)
+    ys, xs = np.nonzero(own_high > 0.01)
+    if xs.size == 0:
+        return canvas.a_high, canvas.a_low, (0.0, 0.0, 0.0, 0.0)
+    box = (
+        float(x0 + xs.min()),
+        float(y0 + ys.min()),
+        float(x0 + xs.max() + 1),
+        float(y0 + ys.max() + 1),
+    )
+    return canvas.a_high, canvas.a_low, box
+
+
 def _pick_clutter(rng: np.random.Generator) -> SimObject:
     names = list(CLUTTER)
     weights = np.array([CLUTTER[n][1] for n in names])
@@ -210,12 +260,13 @@ def simulate_bag(
     view: str | None = None,
     bag: str | None = None,
     occlude: bool | None = None,
+    control: ThreatControl | None = None,
 ) -> SimFrame:
     """Render one bag, deterministically for `seed`.
 
     `threats` forces the threat classes (an empty list forces a clean bag); otherwise a
     bag carries a threat with probability `threat_ratio`. `occlude` forces (or forbids)
-    a dense object over the threat.
+    a dense object over the threat; `control` sets the first threat's pose and size.
     """
     rng = np.random.default_rng(seed)
     bag = bag or str(rng.choice(["suitcase", "softbag", "tray"], p=[0.45, 0.4, 0.15]))
@@ -260,7 +311,16 @@ def simulate_bag(
         _render(canvas, place_inside(_pick_clutter(rng), keep_whole=False), squash)
 
     annotations: list[Annotation] = []
-    placed_threats = [place_inside(THREATS[name](rng), keep_whole=True) for name in threats]
+    placed_threats = []
+    for k, name in enumerate(threats):
+        obj = THREATS[name](rng)
+        if k == 0 and control is not None and control.long_side_px is not None:
+            angle = 0.0 if control.angle_deg is None else control.angle_deg
+            obj = _scaled_to(obj, control.long_side_px, angle, squash)
+        placed = place_inside(obj, keep_whole=True)
+        if k == 0 and control is not None and control.angle_deg is not None:
+            placed.angle_deg = control.angle_deg
+        placed_threats.append(placed)
     threat_layers = []
     for placed in placed_threats:
         origin, own_high = _render(canvas, placed, squash)
@@ -271,8 +331,14 @@ def simulate_bag(
     if occlude and placed_threats:
         target = placed_threats[0]
         name = str(rng.choice(DENSE_OCCLUDERS))
+        if control is not None and control.occluder is not None:
+            name = control.occluder
         occluder = CLUTTER[name][0](rng)
         offset = float(rng.uniform(20, 70))
+        if control is not None and control.occluder_offset_px is not None:
+            offset = control.occluder_offset_px
+        if control is not None and control.occluder_long_side_px is not None:
+            occluder = _scaled_to(occluder, control.occluder_long_side_px, 0.0, 1.0)
         direction = rng.uniform(0, 2 * math.pi)
         _render(
             canvas,

@@ -118,9 +118,54 @@ def _exports_and_events(db: Database) -> None:
     db.table("events").create_index(["kind", "at"])
 
 
+def _test_runs(db: Database) -> None:
+    # Few columns on purpose: every CREATE statement lives in the schema's first page. What
+    # a listing shows beyond these is in `summary` (edge/store/test_runs.py).
+    db.table("test_runs").create(
+        {
+            "id": str,  # "t-YYYYMMDD-HHMMSS-xxxxxx": sorts by time
+            "created": str,
+            "passed": int,
+            "summary": str,  # JSON: kind, model, baseline, suite, label version, figures
+            "report": str,  # the JSON report document
+        },
+        pk="id",
+        not_null=["created", "passed", "summary", "report"],
+    )
+
+
+def _audit_log(db: Database) -> None:
+    # Append-only, hash-chained (edge/upgrade/audit.py): each row's `hash` covers its fields
+    # and the previous row's hash. The triggers stop accidental edits; the chain shows any.
+    db.table("audit_log").create(
+        {
+            "id": int,  # 1, 2, 3, ... without gaps
+            "at": str,  # ISO 8601 UTC
+            "actor": str,  # who: a user name, "cli:<login>", "service"
+            "action": str,  # upgrade-started, upgrade-refused, rollback, login, export, ...
+            "message": str,
+            "bundle_sha256": str,
+            "key_id": str,  # minisign key id of the bundle's signer
+            "model": str,  # name@version (or the model directory)
+            "details": str,  # JSON object
+            "prev_hash": str,  # 64 zeros for the first row
+            "hash": str,
+        },
+        pk="id",
+        not_null=["at", "actor", "action", "prev_hash", "hash"],
+    )
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE {event} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_frames_results_decisions", _initial),
     Migration("0002_exports_events", _exports_and_events),
+    Migration("0003_test_runs", _test_runs),
+    Migration("0004_audit_log", _audit_log),
 )
 
 

@@ -26,7 +26,7 @@ from sqlite_utils import Database
 
 from edge.errors import BadInputError
 from edge.frames import Frame, Result
-from edge.store import queries
+from edge.store import queries, test_runs
 from edge.store.errors import FrameNotFoundError, StoreBusyError, StoreCorruptError
 from edge.store.frame_log import FrameLog
 from edge.store.health import LoggingHealth
@@ -53,6 +53,7 @@ from edge.store.records import (
 from edge.store.retention import RetentionPolicy
 from edge.store.rows import FrameFields, result_row
 from edge.store.schema import DECISIONS, apply_migrations
+from edge.store.test_runs import StoredTestRun
 from edge.store.writer import ReadPool, WriterThread
 
 logger = logging.getLogger(__name__)
@@ -323,6 +324,16 @@ class Store:
     def list_results(self, frame_id: str) -> list[StoredResult]:
         with self._readers.connection() as conn:
             return queries.list_results(conn, frame_id)
+
+    def list_test_runs(self, limit: int = 50, offset: int = 0) -> tuple[list[StoredTestRun], int]:
+        """Regression and acceptance runs, newest first (without reports), and their count."""
+        with self._readers.connection() as conn:
+            return test_runs.list_test_runs(conn, limit, offset)
+
+    def get_test_run(self, run_id: str) -> StoredTestRun:
+        """One run with its report; NoSuchTestRunError (404) when there is none."""
+        with self._readers.connection() as conn:
+            return test_runs.get_test_run(conn, run_id)
 
     def list_events(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         with self._readers.connection() as conn:

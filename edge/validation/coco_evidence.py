@@ -23,6 +23,8 @@ IntArray = npt.NDArray[np.intp]
 def _best_per_group(group: IntArray, values: npt.NDArray[np.float64], n: int) -> IntArray:
     """(n,) position of the highest value per group id, -1 for empty groups."""
     best = np.full(n, -1, np.intp)
+    if not len(group):  # no pairs at all: the sentinel below would index an empty array
+        return best
     order = np.lexsort((values, group))
     last = np.flatnonzero(np.append(group[order][1:] != group[order][:-1], True))
     best[group[order][last]] = order[last]
@@ -66,11 +68,13 @@ def image_evidence(
     # Pairs come grouped by detection, ground truth ascending within: a sorted key.
     pair_key = pb.pair_det * (n_gt + 1) + pb.pair_gt
     match_pair = np.searchsorted(pair_key, np.arange(n_det) * (n_gt + 1) + match)
-    matched_iou = pb.pair_ious[np.minimum(match_pair, max(len(pair_key) - 1, 0))]
+    # Without any pair (nothing overlaps) there is nothing to index: no match, no best.
+    padded_ious = np.append(pb.pair_ious, 0.0)
+    matched_iou = padded_ious[np.minimum(match_pair, len(pair_key))]
     best_for_det = _best_per_group(pb.pair_det, pb.pair_ious, n_det)
     live = np.flatnonzero(active[pb.pair_det])
     best_for_gt = _best_per_group(pb.pair_gt[live], pb.pair_ious[live], n_gt)
-    best_for_gt = np.where(best_for_gt >= 0, live[np.maximum(best_for_gt, 0)], -1)
+    best_for_gt = np.where(best_for_gt >= 0, np.append(live, -1)[best_for_gt], -1)
 
     cat_ids = np.array([c.id for c in ground_truth.categories], np.int64)
     cat_ids.sort()

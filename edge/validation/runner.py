@@ -1,0 +1,209 @@
+"""Run one model over a suite: every image read (hash-checked), screened, timed.
+
+The model is loaded with its thresholds lowered to the policy's score floor, so one
+inference per image serves both the box metrics (which need low-scoring boxes) and the bag
+figures (read at the model's own thresholds afterwards: NMS keeps a box only for a
+higher-scoring box of its class, so what scores above a threshold is the same either way).
+The next images are read, decoded and preprocessed on a second thread while the model runs;
+a frame's latency still counts its preprocessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.detector import Detector
+from edge.detector.detector import PreparedFrame
+from edge.detector.manifest import bind_graph, read_model_dir
+from edge.detector.session import create_session, graph_tensors
+from edge.errors import BadInputError
+from edge.frames import Detections, Frame
+from edge.ingest.images import load_image
+from edge.validation.slices import BagTruth
+from edge.validation.suite import Suite, SuiteError, SuiteImage
+
+PREFETCH = 3
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model directory as a test run names it; `thresholds` its operating point."""
+
+    directory: Path
+    name: str
+    version: str
+    sha256: str
+    classes: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    representation: str
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "id": self.model_id,
+            "sha256": self.sha256,
+            "dir": str(self.directory),
+            "classes": list(self.classes),
+            "thresholds": dict(zip(self.classes, self.thresholds, strict=True)),
+            "representation": self.representation,
+        }
+
+
+def load_for_test(model_dir: Path | str, score_floor: float) -> tuple[Detector, ModelInfo]:
+    """The model (hash-checked, warmed up) keeping every box above `score_floor`."""
+    spec, model_bytes = read_model_dir(model_dir)
+    manifest = spec.manifest
+    info = ModelInfo(
+        spec.directory, manifest.name, manifest.version, spec.model_sha256,
+        tuple(manifest.classes), tuple(manifest.class_thresholds()),
+        manifest.input.representation,
+    )  # fmt: skip
+    floor = min(score_floor, *info.thresholds)
+    low = dataclasses.replace(
+        spec, manifest=manifest.model_copy(update={"thresholds": {"default": floor}})
+    )
+    session = create_session(model_bytes)
+    detector = Detector(low, session, bind_graph(low.manifest, *graph_tensors(session)))
+    grey = np.full((manifest.input.height, manifest.input.width, 3), 114, np.uint8)
+    detector.detect_rgb(grey)  # warm-up: the first inference allocates
+    return detector, info
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One image's detections above the score floor; times in ms (detect() in all, and
+    its inference alone)."""
+
+    ref: str
+    detections: Detections
+    latency_ms: float
+    inference_ms: float
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    model: ModelInfo
+    suite_name: str
+    suite_sha256: str
+    label_version: int
+    frames: dict[str, FrameResult]
+    wall_s: float
+
+    def max_scores(self, bag: BagTruth) -> npt.NDArray[np.float32]:
+        """(C,) best score per class over the bag's images (0 where none)."""
+        best = np.zeros(len(self.model.classes), np.float32)
+        for ref in bag.images:
+            det = self.frames[ref].detections
+            np.maximum.at(best, det.class_ids, det.scores)
+        return best
+
+    def operating(self, ref: str) -> Detections:
+        """An image's detections at the model's operating point (score > class threshold)."""
+        det = self.frames[ref].detections
+        thresholds = np.asarray(self.model.thresholds, np.float32)
+        return det.select(det.scores > thresholds[det.class_ids])
+
+
+def check_comparable(candidate: ModelRun, baseline: ModelRun) -> None:
+    """Two runs compare only on the same suite at the same label version."""
+    if (candidate.suite_sha256, candidate.label_version) != (
+        baseline.suite_sha256,
+        baseline.label_version,
+    ):
+        raise BadInputError(
+            f"cannot compare: candidate ran on suite {candidate.suite_name} label version "
+            f"{candidate.label_version} ({candidate.suite_sha256[:12]}), baseline on "
+            f"{baseline.suite_name} label version {baseline.label_version} "
+            f"({baseline.suite_sha256[:12]}); run both on the same suite version"
+        )
+
+
+def _verified(path: Path, suite: Suite) -> None:
+    rel = path.relative_to(suite.root).as_posix()
+    expected = suite.files.get(rel)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if expected is None or digest.hexdigest() != expected:
+        raise SuiteError(
+            f"{path}: changed since the suite was made (SHA-256 differs from suite.json); "
+            "the suite cannot vouch for this run"
+        )
+
+
+def load_suite_image(image: SuiteImage, suite: Suite, *, channels: bool) -> Frame:
+    """The image as a Frame, its files checked against the suite's hashes. `channels`:
+    the 16-bit pair when the record names one (for dual-energy models and for checks that
+    edit pixels), else the `file_name` file (pseudo-colour: what operators see)."""
+    if channels and image.channels is not None:
+        high, low = image.channels
+        _verified(high, suite)
+        _verified(low, suite)
+        return load_image(high)  # the suite checked the pair is <stem>_high/_low.png
+    _verified(image.file, suite)
+    return load_image(image.file)
+
+
+def _prepared(
+    detector: Detector, suite: Suite, images: Sequence[SuiteImage], channels: bool
+) -> Iterator[tuple[SuiteImage, PreparedFrame]]:
+    """The images read, checked and preprocessed on a second thread, PREFETCH ahead."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-test-read") as pool:
+        preprocessor = detector.preprocessor()  # used by the pool's one thread only
+
+        def prepare(image: SuiteImage) -> PreparedFrame:
+            frame = load_suite_image(image, suite, channels=channels)
+            return detector.prepare(frame, preprocessor)
+
+        pending: list[tuple[SuiteImage, Future[PreparedFrame]]] = []
+        queue = iter(images)
+        for image in queue:
+            pending.append((image, pool.submit(prepare, image)))
+            if len(pending) >= PREFETCH:
+                break
+        while pending:
+            image, future = pending.pop(0)
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(prepare, nxt)))
+            yield image, future.result()
+
+
+def run_model(
+    detector: Detector, info: ModelInfo, suite: Suite, progress: Progress | None = None
+) -> ModelRun:
+    """Screen every suite image with the model; ModelRun keyed by image ref, suite order."""
+    start = time.perf_counter()
+    results: dict[str, FrameResult] = {}
+    channels = info.representation == "dual_energy"
+    total = len(suite.images)
+    prepared = _prepared(detector, suite, suite.images, channels)
+    for done, (image, ready) in enumerate(prepared, start=1):
+        run = detector.detect_prepared(ready)
+        results[image.ref] = FrameResult(
+            image.ref,
+            run.detections,
+            sum(run.timings_ms.values()),
+            run.timings_ms.get("inference", 0.0),
+        )
+        if progress is not None:
+            progress(done, total)
+    return ModelRun(
+        info, suite.name, suite.sha256, suite.label_version, results, time.perf_counter() - start
+    )
