@@ -296,9 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_cmd.add_parser(verbs, common)
 
-    from edge.validation import suite_cmd, test_cmd
+    from edge.validation import acceptance_cmd, suite_cmd, test_cmd
 
     test_cmd.add_parser(verbs, common)
+    acceptance_cmd.add_parser(verbs, common)
     suite_cmd.add_parser(verbs, common)
 
     from edge.auth.commands import add_users_parser

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.validation.coco import CocoCategory, CocoDetections, CocoGroundTruth, CocoImage
-from edge.validation.coco_metrics import CocoMetrics
+from edge.validation.coco_metrics import CocoMetrics, PRCurve
 from edge.validation.cocoeval import CocoEvaluator
 from edge.validation.runner import ModelRun
 from edge.validation.slices import CLASS_DIM, SIZE_DIM, UNKNOWN, SliceSpec, slice_name
@@ -56,6 +56,7 @@ class BoxMetricsResult:
     stats: tuple[float, ...]  # pycocotools' 12 figures, whole suite
     slices: tuple[BoxFigures, ...]  # "all" first
     images_with_errors: tuple[str, ...]  # missed or false boxes at IoU 0.5, operating point
+    pr_curves: tuple[PRCurve, ...] = ()  # whole suite, per class in model order (the report's)
 
     @property
     def map50(self) -> float:
@@ -171,7 +172,9 @@ def box_metrics(suite: Suite, run: ModelRun, specs: Sequence[SliceSpec]) -> BoxM
             sub.update(_filter(dt, keep_images))
             key = tuple(zip(image_dims, iv, strict=True)) + tuple(zip(bag_dims, bv, strict=True))
             figures.append(_figures(slice_name(key), name, gt, sub.compute()))
-    return BoxMetricsResult(overall.stats, tuple(figures), errors[:MAX_EVIDENCE_IMAGES])
+    return BoxMetricsResult(
+        overall.stats, tuple(figures), errors[:MAX_EVIDENCE_IMAGES], overall.pr_curves
+    )
 
 
 def _above(score: float | None, category_id: int, run: ModelRun) -> bool:

@@ -1,6 +1,9 @@
 """The JSON report of a regression test: what ran (model, suite, device, software), every
 figure, the gate's decision and the images behind each failure.
 
+Its "evidence" section holds what the HTML report (report_html.py) plots: PR curves, the
+class confusion, the latency histogram, the worst failures with small thumbnails.
+
 The document carries its own SHA-256 under "sha256": the hash of its canonical JSON
 (sorted keys, no spaces, UTF-8) without that field, so a reader can check that nothing was
 changed since it was written (`verify_report`).
@@ -21,6 +24,7 @@ import onnxruntime as ort
 
 from edge.store.records import iso, utc_now
 from edge.validation.regression import RegressionTest
+from edge.validation.report_evidence import evidence_section
 from edge.validation.suite import canonical_json
 
 REPORT_FORMAT = "edge-test-report/1"
@@ -105,6 +109,7 @@ def build_report(test: RegressionTest, created: datetime | None = None) -> dict[
             "latency": None if outcome.latency is None else outcome.latency.as_json(),
             "behaviour": {name: c.as_json() for name, c in outcome.behaviour.items()},
         },
+        "evidence": evidence_section(test),
         "timing_s": {k: round(v, 3) for k, v in test.timing_s.items()},
     }
     doc = plain(doc)

@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from edge.errors import BadInputError, EdgeError
+from edge.errors import EdgeError
 from edge.validation.progress import ProgressBar
 
 logger = logging.getLogger(__name__)
@@ -35,13 +33,19 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--baseline", type=Path, help="model directory to compare with (the active model)"
     )
-    p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write the report here: FILE.html the HTML report (and FILE.json beside it), "
+        "any other name the JSON",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     p.add_argument("--no-record", action="store_true", help="do not add the run to the image log")
     p.set_defaults(func=run)
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+def data_dir_of(args: argparse.Namespace) -> Path:
     from edge.cli import default_data_dir
     from edge.config import load_config
 
@@ -49,36 +53,20 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data or config.store.data_dir or default_data_dir())
 
 
-def write_report(path: Path, doc: dict[str, Any]) -> None:
-    """Write the report whole or not at all (temp file, fsync, rename)."""
-    path = path.absolute()
-    if not path.parent.is_dir():
-        raise BadInputError(f"--report: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     # Imported here: onnxruntime and OpenCV load in seconds, `edge --help` should not wait.
     from edge.store.test_runs import new_run_id, record_test_run, run_row
     from edge.validation.regression import run_regression
     from edge.validation.report import HASH_FIELD, build_report, report_sha256
+    from edge.validation.report_files import write_report_files
 
-    data_dir = None if args.no_record else _data_dir(args)
+    data_dir = None if args.no_record else data_dir_of(args)
     test = run_regression(args.model, args.suite, args.baseline, ProgressBar.for_terminal())
     doc = build_report(test)
     doc["run_id"] = new_run_id()
     doc[HASH_FIELD] = report_sha256(doc)
     if args.report:
-        write_report(args.report, doc)
+        write_report_files(args.report, doc)
     recorded = None
     if data_dir is not None:
         try:

@@ -63,3 +63,14 @@ def test_runs_need_a_login(logged: tuple[TestClient, Store]) -> None:
     client, _ = logged
     client.post("/api/logout")
     assert client.get("/api/tests").status_code == 401
+
+
+def test_the_report_stylesheet_is_served_and_formats_are_checked(
+    logged: tuple[TestClient, Store],
+) -> None:
+    client, _ = logged
+    css = client.get("/api/tests/report.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ".verdict" in css.text
+    assert client.get("/api/tests/t-1/report?format=pdf").status_code == 422
+    assert client.get("/api/tests/t-1/report?format=json").json()["sha256"] == "ef" * 32
