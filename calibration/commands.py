@@ -1,4 +1,5 @@
-"""Technician verbs `edge calibrate scanner|testpiece` (CONTRACT.md section 4).
+"""Technician verbs `edge calibrate scanner|testpiece|thresholds` (CONTRACT.md section 4;
+thresholds in calibration/thresholds_cmd.py).
 
 Exit status: 0 done, 1 a check ran and failed (a test piece below its pass levels),
 2 bad input (scans that cannot calibrate, files that are not there).
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from calibration import history
+from calibration import history, thresholds_cmd
 from calibration import profile as profiles
 from calibration.errors import CalibrationInputError
 from calibration.flatfield import Scan, assess, build_flatfield, drift
@@ -220,8 +221,10 @@ def _show_history(data: Path, as_json: bool) -> int:
 
 
 def add_parsers(verbs: Any, common: argparse.ArgumentParser) -> None:
-    """`edge calibrate scanner|testpiece` on the CLI's verb parser."""
-    p = verbs.add_parser("calibrate", help="scanner calibration and the test-piece check")
+    """`edge calibrate scanner|testpiece|thresholds` on the CLI's verb parser."""
+    p = verbs.add_parser(
+        "calibrate", help="scanner calibration, the test-piece check and operating points"
+    )
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
     s = kinds.add_parser(
         "scanner", parents=[common], help="a new calibration profile from dark and air scans"
@@ -246,3 +249,4 @@ def add_parsers(verbs: Any, common: argparse.ArgumentParser) -> None:
     t.add_argument("--history", action="store_true", help="show the recorded checks")
     t.add_argument("--json", action="store_true", help="print one JSON document")
     t.set_defaults(func=cmd_testpiece)
+    thresholds_cmd.add_parser(kinds, common)

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from calibration.ingest import FrameCalibration
+from calibration.overrides import thresholds_for
 from edge.config import DEFAULT_MODEL_DIR, EdgeConfig, FolderSource, SerialSource
 from edge.detector.isolated import IsolatedDetector
 from edge.errors import EdgeError
@@ -40,22 +41,31 @@ logger = logging.getLogger(__name__)
 
 
 def load_detector(
-    model_dir: Path | str, config: EdgeConfig | None = None
+    model_dir: Path | str, config: EdgeConfig | None = None, data_dir: Path | None = None
 ) -> tuple[IsolatedDetector | None, str | None]:
     """The detector in its own process, or None and why: a refused model leaves the
-    service up but visibly NOT SCREENING rather than down."""
+    service up but visibly NOT SCREENING rather than down. With `data_dir`, the device's
+    calibrated thresholds (`edge calibrate thresholds`) replace the manifest's when they
+    were made for this model (same SHA-256)."""
     model = (config or EdgeConfig()).model
+    overrides = None if data_dir is None else thresholds_for(data_dir, Path(model_dir))
     detector = IsolatedDetector(
         model_dir,
         deadline_s=model.deadline_s,
         providers=model.providers,
         intra_op_threads=model.intra_op_threads or None,
+        thresholds=overrides,
     )
     try:
-        detector.start()
+        info = detector.start()
     except EdgeError as exc:
         detector.close()
         return None, exc.message
+    source = "device calibration" if overrides else "model manifest"
+    logger.info(
+        "thresholds in force for %s (%s): %s",
+        info.model_id, source, ", ".join(f"{k} {v:g}" for k, v in info.thresholds.items()),
+    )  # fmt: skip
     return detector, None
 
 
@@ -268,7 +278,7 @@ def run_service(
             model_dir = active.path if active is not None else DEFAULT_MODEL_DIR
         else:
             model_dir = model_override or config.model.dir or DEFAULT_MODEL_DIR
-        detector, model_error = load_detector(model_dir, config)
+        detector, model_error = load_detector(model_dir, config, data_dir)
         switcher: ModelSwitcher | None = None
 
         def close_model() -> None:  # the one screening at the end, after any swaps
@@ -296,7 +306,7 @@ def run_service(
             switcher = ModelSwitcher(
                 pipeline,
                 models.store,
-                lambda path: load_detector(path, config),
+                lambda path: load_detector(path, config, data_dir),
                 current=detector,
                 loaded=model_dir.name if detector is not None else None,
                 interval_s=config.upgrade.watch_s,

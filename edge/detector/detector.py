@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +69,18 @@ class Detector:
         providers: Sequence[str] | None = None,
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
+        thresholds: Mapping[str, float] | None = None,
     ) -> Detector:
         """Validate the model directory and graph, build the session and warm it up once.
 
+        `thresholds`: class -> score entries replacing the manifest's (the device's
+        calibrated operating point; the caller checked they were made for this model).
         ManifestError when the directory, the graph or its first inference is unusable.
         """
         spec, model_bytes = read_model_dir(model_dir)
+        if thresholds:
+            merged = {**spec.manifest.thresholds, **thresholds}
+            spec = replace(spec, manifest=spec.manifest.model_copy(update={"thresholds": merged}))
         session = create_session(
             model_bytes,
             providers=providers,
@@ -114,6 +120,12 @@ class Detector:
     @property
     def class_names(self) -> list[str]:
         return list(self._spec.manifest.classes)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The score threshold in force for each class (a detection needs score > it)."""
+        manifest = self._spec.manifest
+        return dict(zip(manifest.classes, manifest.class_thresholds(), strict=True))
 
     @property
     def session(self) -> ort.InferenceSession:

@@ -34,6 +34,7 @@ class ModelInfo:
     sha256: str
     class_names: list[str]
     representation: str
+    thresholds: dict[str, float] = field(default_factory=dict)  # in force, per class
 
 
 @dataclass
@@ -47,13 +48,19 @@ class WorkerStatus:
 
 
 def _child_main(
-    conn: Connection, model_dir: str, providers: list[str] | None, threads: int | None
+    conn: Connection,
+    model_dir: str,
+    providers: list[str] | None,
+    threads: int | None,
+    thresholds: dict[str, float] | None = None,
 ) -> None:
     """Child process: load the model, then answer detect requests until the pipe closes."""
     from edge.detector import Detector
 
     try:
-        detector = Detector.load(model_dir, providers=providers, intra_op_threads=threads)
+        detector = Detector.load(
+            model_dir, providers=providers, intra_op_threads=threads, thresholds=thresholds
+        )
     except Exception as exc:  # reported to the parent, which decides what to do
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -66,6 +73,7 @@ def _child_main(
                 detector.model_sha256,
                 detector.class_names,
                 spec.input.representation,
+                detector.thresholds,
             ),
         )
     )
@@ -93,8 +101,11 @@ class IsolatedDetector:
         deadline_s: float = 10.0,
         providers: list[str] | None = None,
         intra_op_threads: int | None = None,
+        thresholds: dict[str, float] | None = None,
     ) -> None:
+        """`thresholds`: class -> score replacing the manifest's (device overrides)."""
         self.model_dir = Path(model_dir)
+        self.thresholds = dict(thresholds) if thresholds else None
         self.deadline_s = deadline_s
         self._providers = providers
         self._threads = intra_op_threads
@@ -115,7 +126,7 @@ class IsolatedDetector:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=_child_main,
-            args=(child, str(self.model_dir), self._providers, self._threads),
+            args=(child, str(self.model_dir), self._providers, self._threads, self.thresholds),
             name="edge-detector",
             daemon=True,
         )
