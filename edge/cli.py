@@ -93,6 +93,69 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
+def cmd_version(args: argparse.Namespace) -> int:
+    """Software version, active model and schema version; read-only (safe beside `serve`)."""
+    from edge.about import format_version_report, version_report
+    from edge.config import load_config
+
+    config = load_config(Path(args.config) if args.config else None)
+    data = Path(args.data or config.store.data_dir or default_data_dir())
+    report = version_report(data, config.model.dir or default_model_dir())
+    if args.json:
+        _print_json(report)
+    else:
+        sys.stdout.write(format_version_report(report))
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the installation; 1 when any check FAILs."""
+    from edge.doctor import format_findings, report, run_checks
+
+    findings = run_checks(
+        Path(args.config) if args.config else None,
+        Path(args.data) if args.data else None,
+        default_model_dir(),
+        default_data_dir=default_data_dir(),
+    )
+    doc = report(findings)
+    if args.json:
+        _print_json(doc)
+    else:
+        sys.stdout.write(format_findings(findings))
+    return EXIT_OK if doc["ok"] else EXIT_CHECK_FAILED
+
+
+def _asks_version(argv: Sequence[str]) -> bool:
+    """`edge [--data D] [--config C] --version ...`: the option before any verb (a verb's own
+    `--version`, as in `edge bundle build`, is that verb's)."""
+    if "-h" in argv or "--help" in argv:
+        return False
+    value_next = False
+    for arg in argv:
+        if value_next:
+            value_next = False
+        elif arg == "--version":
+            return True
+        elif arg in ("--data", "--config"):
+            value_next = True
+        elif not arg.startswith("-"):
+            return False  # a verb
+    return False
+
+
+def version_parser() -> argparse.ArgumentParser:
+    """`edge --version [--data D] [--config C] [--json]`."""
+    parser = argparse.ArgumentParser(prog="edge --version", add_help=False)
+    parser.add_argument("--version", action="store_true", required=True)
+    parser.add_argument("--data")
+    parser.add_argument("--config")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.set_defaults(func=cmd_version)
+    return parser
+
+
 def cmd_simulate_dataset(args: argparse.Namespace) -> int:
     from edge.sim.dataset import write_dataset
 
@@ -209,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     parser = argparse.ArgumentParser(prog="edge", description="Offline X-ray screening appliance.")
+    parser.add_argument(
+        "--version",
+        action="store_true",
+        help="print the software version, the active model and the database schema, and exit "
+        "(with --data, --config, --json; read-only)",
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     p = verbs.add_parser("detect", parents=[common], help="detections for image files")
@@ -292,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_export)
 
+    p = verbs.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the installation: config, disk, database, model, keys, ports, calibration",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_doctor)
+
     from edge.validation import eval_cmd
 
     eval_cmd.add_parser(verbs, common)
@@ -335,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = version_parser() if _asks_version(argv) else build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -270,6 +270,7 @@ class Pipeline:
         }
         self._subscribers: list[Callable[[ScreenedFrame], None]] = []
         self.started_monotonic = time.monotonic()
+        self._busy_since: float | None = None  # when the worker took its current frame
         self._worker = threading.Thread(target=self._work, name="detector-worker", daemon=True)
         self._worker.start()
 
@@ -383,14 +384,29 @@ class Pipeline:
             job = self._queue.get()
             if job is None:
                 return
-            ticket = job.ticket.result()  # settles from the writer thread; never raises
+            self._busy_since = time.monotonic()
             try:
-                screened = self._screen(job, ticket)
-            except Exception as exc:  # never lose the frame's future, whatever broke
-                logger.exception("pipeline failed on frame %s", ticket.id)
-                job.future.set_exception(exc)
-                continue
-            job.future.set_result(screened)
+                self._settle(job)
+            finally:
+                self._busy_since = None
+
+    def _settle(self, job: _Job) -> None:
+        ticket = job.ticket.result()  # settles from the writer thread; never raises
+        try:
+            screened = self._screen(job, ticket)
+        except Exception as exc:  # never lose the frame's future, whatever broke
+            logger.exception("pipeline failed on frame %s", ticket.id)
+            job.future.set_exception(exc)
+            return
+        job.future.set_result(screened)
+
+    def making_progress(self, stall_s: float) -> bool:
+        """The worker runs and is idle, or has held its current frame for under `stall_s`
+        seconds: the systemd watchdog's view of the pipeline."""
+        busy_since = self._busy_since
+        if not self._worker.is_alive():
+            return False
+        return busy_since is None or time.monotonic() - busy_since < stall_s
 
     def _screen(self, job: _Job, ticket: Ticket) -> ScreenedFrame:
         dequeued = time.monotonic()

@@ -21,6 +21,7 @@ from typing import Any
 
 from calibration.ingest import FrameCalibration
 from calibration.overrides import thresholds_for
+from edge.about import package_version
 from edge.config import DEFAULT_MODEL_DIR, EdgeConfig, FolderSource, SerialSource
 from edge.detector.isolated import IsolatedDetector
 from edge.errors import EdgeError
@@ -31,6 +32,7 @@ from edge.ingest.serial_link import FrameOutcome, ScannerLink
 from edge.pipeline import Intake, Pipeline, ScreenedFrame, Ticket
 from edge.sim.scanner import PtyPair, ScannerEmulator
 from edge.store import RetentionPolicy, Store
+from edge.systemd import Heartbeat, Notifier, Watchdog, watchdog_interval_s
 from edge.tdr import write_tdr
 from edge.upgrade.engine import UpgradeSettings
 from edge.upgrade.errors import UpgradeBusyError
@@ -38,6 +40,8 @@ from edge.upgrade.gate import RegressionGate
 from edge.upgrade.manager import ModelManager, ModelSwitcher
 
 logger = logging.getLogger(__name__)
+
+MAIN_LOOP_STALL_S = 10.0  # the main loop turns every 0.5 s; this long without a turn is a hang
 
 
 def load_detector(
@@ -120,15 +124,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("edge-xray")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def serial_source(
@@ -247,7 +242,8 @@ def run_service(
     """Run the appliance until SIGINT/SIGTERM (or `stop` is set), then shut down in reverse.
 
     Start-up checklist: open the store -> load the model (in its own process, warmed up)
-    -> start the pipeline -> start the sources -> start the API. A model that fails to
+    -> start the pipeline -> start the sources -> start the API -> tell systemd READY (and
+    ping its watchdog while the main loop and pipeline make progress). A model that fails to
     load does not stop the service: every frame is NOT SCREENED and health says why.
     With no source configured and `demo`, the built-in scanner emulator feeds simulated
     bags through the real serial ingest path (a pty pair). EdgeError when the store cannot
@@ -260,8 +256,10 @@ def run_service(
     from edge.auth.demo import open_users
 
     stop = stop or threading.Event()
+    systemd = Notifier.from_env()  # a no-op unless run by systemd (Type=notify)
     with _stop_on_signals(stop), contextlib.ExitStack() as shutdown:
         # 1. Store: quick_check and reconciliation happen here.
+        systemd.status("opening the image log")
         retention = RetentionPolicy(
             min_free_bytes=config.store.min_free_mb << 20, max_age_days=config.store.max_age_days
         )
@@ -272,6 +270,7 @@ def run_service(
         # 2. Model, in a child process; refused models leave the service degraded, not down.
         # The active model of the data directory's model store (a fresh one gets the factory
         # model), unless one was named explicitly (`model_override`: no upgrades then).
+        systemd.status("loading the model")
         models = None if model_override is not None else open_model_manager(config, data_dir)
         if models is not None:
             active = models.store.active()
@@ -319,6 +318,7 @@ def run_service(
 
         # 4. Sources; real scanners' raw frames corrected with the active calibration
         # profile (the demo emulator sends calibrated frames).
+        systemd.status("starting the scanner sources")
         max_frame = config.limits.max_frame_mb << 20
         calibration = (
             FrameCalibration(data_dir, keep_raw=config.calibration.keep_raw)
@@ -378,7 +378,7 @@ def run_service(
         context = AppContext(
             service=pipeline,
             users=users,
-            version=_package_version(),
+            version=package_version(),
             store=store,
             sources=[_link_status(link) for link in links] + [f.status for f in folders],
             max_upload_bytes=config.limits.max_upload_mb << 20,
@@ -401,7 +401,30 @@ def run_service(
         bound_port = sock.getsockname()[1]
         logger.warning("operator UI on %s", _url(host, bound_port))
 
+        # 6. Tell systemd once the API answers; from then on the watchdog pings while both
+        # this loop and the pipeline make progress, so a hang in either gets us restarted.
+        main_loop = Heartbeat()
+        stall_s = 2 * config.model.deadline_s + 10  # a frame may take the deadline, twice
+        watchdog_s = watchdog_interval_s()
+        ready = False
         while not stop.wait(0.5):
+            main_loop.beat()
             if not api.is_alive():
                 raise EdgeError(f"the API server on {host}:{bound_port} stopped unexpectedly")
+            if not ready and server.started:
+                ready = True
+                model = pipeline.model_id or f"NO MODEL ({model_error})"
+                systemd.ready(f"screening with {model}; UI on {_url(host, bound_port)}")
+                shutdown.callback(systemd.stopping)
+                if systemd.enabled and watchdog_s is not None:
+                    watchdog = Watchdog(
+                        systemd,
+                        watchdog_s,
+                        [
+                            lambda: main_loop.fresh(MAIN_LOOP_STALL_S),
+                            lambda: pipeline.making_progress(stall_s),
+                        ],
+                    )
+                    watchdog.start()
+                    shutdown.callback(watchdog.stop)
     logger.info("stopped")

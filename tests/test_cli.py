@@ -37,7 +37,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_help_lists_the_verbs() -> None:
     proc = edge("--help")
     assert proc.returncode == 0
-    for verb in ("detect", "serve", "simulate"):
+    for verb in ("detect", "serve", "simulate", "doctor"):
         assert verb in proc.stdout
 
 

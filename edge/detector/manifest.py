@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from pydantic import (
     BaseModel,
@@ -275,6 +275,32 @@ def bind_graph(
         _check_dense(fmt, len(manifest.classes), outputs[0])
         names = (outputs[0].name,)
     return GraphBinding(inputs[0].name, names)
+
+
+def graph_io_from_file(model_bytes: bytes) -> tuple[list[GraphTensor], list[GraphTensor]]:
+    """The graph's inputs and outputs read from model.onnx's bytes, without starting a
+    session (cheap: for checks beside a running service)."""
+    import onnx
+
+    graph = onnx.load_from_string(model_bytes).graph
+    initialisers = {i.name for i in graph.initializer}
+
+    def tensors(values: Any) -> list[GraphTensor]:
+        out = []
+        for value in values:
+            tensor = value.type.tensor_type
+            dims = tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in tensor.shape.dim
+            )
+            kind = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            out.append(
+                GraphTensor(value.name, dims, "tensor(float)" if kind == "float32" else kind)
+            )
+        return out
+
+    inputs = [v for v in graph.input if v.name not in initialisers]
+    return tensors(inputs), tensors(graph.output)
 
 
 def _known(dim: Dim) -> TypeGuard[int]:
