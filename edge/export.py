@@ -253,12 +253,12 @@ def _candidates(store: Store, filters: ExportFilters) -> list[StoredFrame]:
         offset = 0
         while True:
             page = store.list_frames(
-                filters.since,
-                filters.until,
-                alarm,
-                not_screened,
                 MAX_LIMIT,
                 offset,
+                since=filters.since,
+                until=filters.until,
+                alarm=alarm,
+                not_screened=not_screened,
                 disputed=disputed,
                 newest_first=False,
             )

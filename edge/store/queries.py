@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from edge.errors import BadInputError
 from edge.store.errors import FrameNotFoundError
@@ -26,6 +26,21 @@ _DETECTED_CLASS = (
 _DISPUTED = (
     "((alarm = 1 AND decision = 'clear') OR (alarm = 0 AND decision IN ('search', 'threat')))"
 )
+
+
+class FrameFilters(TypedDict, total=False):
+    """The filters of frame_filter, as keyword arguments (Store.list_frames, count_frames)."""
+
+    since: datetime | str | None
+    until: datetime | str | None
+    alarm: bool | None
+    not_screened: bool | None
+    disputed: bool | None
+    bag: str | None
+    decision: str | None
+    class_name: str | None
+    source: str | None
+    lane: int | None
 
 
 def frame_filter(

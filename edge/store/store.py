@@ -39,6 +39,7 @@ from edge.store.images import (
     fsync_dir,
     png_params,
 )
+from edge.store.queries import FrameFilters
 from edge.store.reconcile import quick_check, reconcile
 from edge.store.records import (
     ReconcileReport,
@@ -245,36 +246,17 @@ class Store:
 
     def list_frames(
         self,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        alarm: bool | None = None,
-        not_screened: bool | None = None,
         limit: int = 100,
         offset: int = 0,
         *,
-        disputed: bool | None = None,
-        bag: str | None = None,
         newest_first: bool = True,
-        decision: str | None = None,
-        class_name: str | None = None,
-        source: str | None = None,
-        lane: int | None = None,
         with_results: bool = False,
+        **filters: Unpack[FrameFilters],
     ) -> list[StoredFrame]:
-        """Frames received in [since, until) matching the filters (see queries.frame_filter);
+        """Frames matching the filters (queries.frame_filter: received in [since, until),
+        alarm, not_screened, disputed, bag, decision, class_name, source, lane), paged;
         `with_results`: each with its latest result (decisions are not filled)."""
-        where = queries.frame_filter(
-            since,
-            until,
-            alarm,
-            not_screened,
-            disputed,
-            bag,
-            decision=decision,
-            class_name=class_name,
-            source=source,
-            lane=lane,
-        )
+        where = queries.frame_filter(**filters)
         with self._readers.connection() as conn:
             if not with_results:
                 return queries.list_frames(conn, where, limit, offset, newest_first)
@@ -286,35 +268,10 @@ class Store:
                 conn.rollback()
         return [dataclasses.replace(f, result=results.get(f.id)) for f in frames]
 
-    def count_frames(
-        self,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        alarm: bool | None = None,
-        not_screened: bool | None = None,
-        *,
-        disputed: bool | None = None,
-        bag: str | None = None,
-        decision: str | None = None,
-        class_name: str | None = None,
-        source: str | None = None,
-        lane: int | None = None,
-    ) -> int:
+    def count_frames(self, **filters: Unpack[FrameFilters]) -> int:
         """How many frames list_frames would return with these filters, unpaged."""
-        where = queries.frame_filter(
-            since,
-            until,
-            alarm,
-            not_screened,
-            disputed,
-            bag,
-            decision=decision,
-            class_name=class_name,
-            source=source,
-            lane=lane,
-        )
         with self._readers.connection() as conn:
-            return queries.count_frames(conn, where)
+            return queries.count_frames(conn, queries.frame_filter(**filters))
 
     def latest_decisions(self, frame_ids: list[str]) -> dict[str, str | None]:
         """The latest operator decision of each of these frames that is in the log."""
