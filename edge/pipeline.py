@@ -57,16 +57,6 @@ class Screener(Protocol):
 class Store(Protocol):
     """What the pipeline needs of the image log (edge.store.Store)."""
 
-    def add_frame(
-        self,
-        frame: Frame,
-        *,
-        source: str | None = ...,
-        bag: str | None = ...,
-        lane: int | None = ...,
-        view: str | None = ...,
-        scanner_frame_id: str | None = ...,
-    ) -> Any: ...
     def add_frame_async(
         self,
         frame: Frame,
