@@ -69,9 +69,9 @@ from edge.ingest.link_protocol import (  # noqa: E402
 )
 from edge.ingest.serial_link import _raw_reader  # noqa: E402
 from edge.pipeline import Pipeline  # noqa: E402
-from edge.service import serial_source  # noqa: E402
 from edge.sim.scanner import PtyPair  # noqa: E402
 from edge.sim.scene import simulate_bag  # noqa: E402
+from edge.sources import serial_source  # noqa: E402
 from edge.store import RetentionPolicy, Store  # noqa: E402
 from edge.store.images import encode_frame  # noqa: E402
 

@@ -11,8 +11,8 @@ import pytest
 from edge.config import DEFAULT_MODEL_DIR, SerialSource
 from edge.detector import Detector
 from edge.pipeline import LocalScreener, Pipeline
-from edge.service import serial_source
 from edge.sim.scanner import PtyPair, ScannerEmulator
+from edge.sources import serial_source
 from edge.store import Store
 
 BAGS = 200
@@ -62,7 +62,7 @@ def test_a_dicos_frame_from_the_hot_folder_gets_a_tdr(tmp_path: Path) -> None:
     import pydicom
 
     from edge.config import FolderSource
-    from edge.service import folder_source, tdr_writer
+    from edge.sources import folder_source, tdr_writer
     from edge.tdr import TDR_SOP_CLASS_UID
 
     fixture = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dicos"

@@ -13,9 +13,9 @@ from calibration.ingest import FrameCalibration
 from edge.config import FolderSource
 from edge.frames import AIR_LEVEL, Frame
 from edge.pipeline import Pipeline
-from edge.service import folder_source
 from edge.sim.pieces import render_wedges
 from edge.sim.raw import air_scan, dark_scan, detector_response, raw_frame
+from edge.sources import folder_source
 from edge.store import Store
 
 from .scans import write_tiff
