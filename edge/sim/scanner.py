@@ -220,6 +220,7 @@ class ScannerEmulator:
         self._state = threading.Condition()
         self._stop = threading.Event()
         self._halt = threading.Event()  # stop(): send no more bags
+        self._drain = False  # stop(drain=True): await the answers to the bags sent
         self._port: serial.SerialBase | None = None
         self._bags: dict[str, _Bag] = {}
         self._awaiting: collections.deque[str] = collections.deque()  # END sent, unanswered
@@ -265,7 +266,7 @@ class ScannerEmulator:
         started = time.monotonic()
         for index in range(self.bags):
             if self._halt.is_set():
-                return
+                break
             # Resends go first, while their bag is still fresh (and likely rendered).
             due = started + index / self.rate_hz if self.rate_hz else time.monotonic()
             self._serve_resends(until=due)
@@ -274,12 +275,20 @@ class ScannerEmulator:
             with self._state:
                 self._bags[entry.frame] = entry
             self._send_bag(entry, self.faults.get(index))
+        with self._state:
+            if self._halt.is_set():
+                if not self._drain:
+                    return
+                self.bags = self._report.bags = len(self._bags)  # the whole run, now
         self._serve_resends(until=None)
 
-    def stop(self) -> None:
-        """Send no further bags; `run` returns once the bag in flight is sent."""
-        self._halt.set()
+    def stop(self, drain: bool = False) -> None:
+        """Send no further bags; `run` returns once the bag in flight is sent, or with
+        `drain` (a scanner at the end of a shift) once every bag sent so far is answered
+        (ACK and RESULT, resends included) or the appliance stays silent for timeout_s."""
         with self._state:
+            self._drain = drain
+            self._halt.set()
             self._state.notify_all()
 
     def _serve_resends(self, until: float | None) -> None:
@@ -288,7 +297,7 @@ class ScannerEmulator:
         while True:
             with self._state:
                 while not self._resend:
-                    if self._halt.is_set():
+                    if self._halt.is_set() and not self._drain:
                         return
                     now = time.monotonic()
                     if until is not None and now >= until:

@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ class Appliance:
     link: ScannerLink
     frames: dict[str, AssembledFrame] = field(default_factory=dict)
     screened: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    result_delay_s: float = 0.0  # a slow detector: each RESULT this long after the last
 
     def on_frame(self, frame: AssembledFrame) -> FrameOutcome:
         key = f"A{len(self.frames) + 1:04d}"
@@ -40,6 +42,7 @@ class Appliance:
 
     def screen_forever(self) -> None:
         while (key := self.screened.get()) is not None:
+            time.sleep(self.result_delay_s)
             frame = self.frames[key]
             self.link.send_result(
                 {
@@ -105,6 +108,26 @@ def test_every_bag_stored_and_answered(appliance: Appliance, bags: int) -> None:
     counters = appliance.link.status().counters
     assert counters["bad_packets"] == 0 and counters["garbage_bytes"] == 0
     assert counters["heartbeats_received"] >= 1
+
+
+@pytest.mark.parametrize("drain", [False, True])
+def test_stop_with_drain_awaits_every_answer(appliance: Appliance, drain: bool) -> None:
+    """A scanner stopped mid-stream: plain stop leaves the last bags' RESULTs unread, stop
+    with drain (the end of a shift) returns only once every bag sent is answered."""
+    appliance.result_delay_s = 0.5
+    emulator = ScannerEmulator(
+        appliance.scanner_port, rate_hz=20, bags=1000, seed=300, downsample=8, timeout_s=10
+    )
+    stopper = threading.Timer(2.0, emulator.stop, kwargs={"drain": drain})
+    stopper.start()
+    report = emulator.run()
+    stopper.join()
+    assert 2 <= report.sent < 1000
+    if drain:
+        assert report.ok(), report.summary()
+        assert report.results == report.stored == report.sent == report.bags
+    else:
+        assert report.results < report.sent
 
 
 EXPECTED_REASON = {

@@ -33,7 +33,7 @@ import numpy as np
 from edge.config import DEFAULT_MODEL_DIR
 from edge.detector import Detector
 from edge.pseudocolor import render_pseudocolor
-from edge.sim.scanner import EmulatorReport, ScannerEmulator
+from edge.sim.scanner import EmulatorReport
 from edge.sim.scene import simulate_bag
 
 REPO = Path(__file__).resolve().parents[2]
@@ -269,24 +269,6 @@ def wait_for(
 
 
 # ----------------------------------------------------------------------------- scanner
-
-
-class DrainingEmulator(ScannerEmulator):
-    """A scanner emulator whose `stop()` ends the stream at the bag being sent and then,
-    unlike the base class (whose `run` returns at once, leaving the answers to the last
-    bags unread), waits for the ACK and RESULT of every bag it sent, as a scanner at the
-    end of a shift would. Relies on ScannerEmulator's internals (its state lock, halt flag,
-    bag table and resend loop): a `drain` option there would replace it."""
-
-    def _send_all(self) -> None:
-        super()._send_all()
-        with self._state:
-            if not self._halt.is_set():
-                return
-            # Stopped early: the bags sent so far are the whole run.
-            self.bags = self._report.bags = len(self._bags)
-            self._halt.clear()
-        self._serve_resends(until=None)
 
 
 def frame_order(report: EmulatorReport) -> list[str]:

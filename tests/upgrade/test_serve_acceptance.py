@@ -24,13 +24,12 @@ import pytest
 
 from edge.auth.users import UserStore
 from edge.config import DEFAULT_MODEL_DIR
-from edge.sim.scanner import EmulatorReport, PtyPair
+from edge.sim.scanner import EmulatorReport, PtyPair, ScannerEmulator
 from edge.sim.suite import STANDARD_SEED
 
 from .serving import (
     CALIBRATION_SEED,
     COMPATIBLE,
-    DrainingEmulator,
     Served,
     blind_model,
     calibration_tensors,
@@ -167,7 +166,7 @@ def upgrade_while_streaming(device: Site, scanner_port: str, vendor: Vendor, log
     """Start `edge serve`, stream bags into it, run both upgrades, stop the scanner (its
     answers all in), read the API and stop the service with SIGTERM."""
     reports: list[EmulatorReport] = []
-    emulator = DrainingEmulator(scanner_port, rate_hz=BAGS_PER_S, bags=10**6, seed=7_000_000,
+    emulator = ScannerEmulator(scanner_port, rate_hz=BAGS_PER_S, bags=10**6, seed=7_000_000,
                                 downsample=2, timeout_s=60)  # fmt: skip
     stream = threading.Thread(
         target=lambda: reports.append(emulator.run()), name="scanner", daemon=True
@@ -204,7 +203,7 @@ def upgrade_while_streaming(device: Site, scanner_port: str, vendor: Vendor, log
             wait_for("bags screened by the new model",
                      lambda: screened_by(served, client, NEW) >= AFTER, 60, served)  # fmt: skip
         finally:
-            emulator.stop()
+            emulator.stop(drain=True)  # then await the answers to every bag sent
             stream.join(120)
         assert reports, "the scanner emulator did not finish"
         (run_id,) = [r["run_id"] for r in accepted["gate"]["runs"]]
