@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -124,6 +123,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_findings(findings))
     return EXIT_OK if doc["ok"] else EXIT_CHECK_FAILED
+
+
+# Verbs that must not write to the data directory, their own log file included.
+READ_ONLY_VERBS = frozenset({"doctor", "support-bundle"})
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    """JSON logs as the configuration says (edge/logs.py): the journal under systemd, else
+    DATA/logs/edge.log when the data directory exists, and WARNING+ on stderr."""
+    from edge.config import EdgeConfig, load_config
+    from edge.logs import setup_logging
+
+    config_path = getattr(args, "config", None)
+    try:
+        config = load_config(Path(config_path) if config_path else None)
+    except EdgeError:  # the verb reports a bad configuration itself
+        config = EdgeConfig()
+    settings = config.logging
+    data = Path(getattr(args, "data", None) or config.store.data_dir or default_data_dir())
+    verb = getattr(args, "verb", None)
+    log_file = None
+    # `serve` creates the data directory; other verbs do not make one just for their log.
+    if verb is not None and verb not in READ_ONLY_VERBS and (verb == "serve" or data.is_dir()):
+        log_file = settings.file or data / "logs" / "edge.log"
+    setup_logging(
+        level=settings.level,
+        log_file=log_file,
+        max_bytes=settings.max_mb << 20,
+        backups=settings.backups,
+        journal=settings.journal,
+        verbose=bool(getattr(args, "verbose", False)),
+    )
 
 
 def _asks_version(argv: Sequence[str]) -> bool:
@@ -369,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_doctor)
 
+    from edge import support_cmd
+
+    support_cmd.add_parser(verbs, common)
+
     from edge.validation import eval_cmd
 
     eval_cmd.add_parser(verbs, common)
@@ -415,10 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = version_parser() if _asks_version(argv) else build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _setup_logging(args)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -153,6 +153,21 @@ class CalibrationConfig(_Strict):
     testpiece: PieceLevelsConfig = PieceLevelsConfig()
 
 
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="least severe records written to the log file or the journal"
+    )
+    file: Path | None = Field(
+        None, description="the JSON log file when not run by systemd; default DATA/logs/edge.log"
+    )
+    max_mb: int = Field(10, ge=1, le=1024, description="a log file is rotated at this size, MiB")
+    backups: int = Field(5, ge=1, le=100, description="rotated log files kept (edge.log.1, ...)")
+    journal: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="log to journald: auto when run by systemd, always, or never (the file)",
+    )
+
+
 class EdgeConfig(_Strict):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
@@ -163,6 +178,7 @@ class EdgeConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     upgrade: UpgradeConfig = UpgradeConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -279,6 +279,7 @@ def run_service(
         server = Server(
             Config(
                 create_app(context),
+                log_config=None,  # uvicorn's records go through our JSON handlers (edge/logs.py)
                 log_level="warning",
                 access_log=False,
                 timeout_graceful_shutdown=3,
