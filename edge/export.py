@@ -43,6 +43,7 @@ from edge.store import FrameNotFoundError, ImageMissingError, Store, StoredFrame
 from edge.store.images import fsync_dir, png_params, write_fsynced
 from edge.store.queries import MAX_LIMIT
 from edge.store.records import iso, parse_time, to_json, utc_now
+from edge.upgrade import audit
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,11 @@ def export_dataset(
     sample: int | None = None,
     seed: int = 0,
     model_classes: Mapping[str, Sequence[str]] | None = None,
+    actor: str | None = None,
 ) -> ExportSummary:
-    """Write the chosen logged frames to `out` as a COCO data set and record the export.
+    """Write the chosen logged frames to `out` as a COCO data set and record the export,
+    in the store's `exports` table and in the audit log as `actor` (default: the login
+    running this command).
 
     Selection: frames received in [since, until) (UTC; since inclusive, until exclusive).
     `alarms` (the model alarmed), `not_screened` (NOT SCREENED, or no result yet) and
@@ -182,8 +186,11 @@ def export_dataset(
         written = _write_export(store, partial, selection, classes, filters, created)
         _publish(partial, out)
     fsync_dir(out.parent)  # the rename itself durable
-    summary = ExportSummary(out=out, created=created, filters=filters.as_json(), **written)
-    return _record(store, summary)
+    summary = _record(
+        store, ExportSummary(out=out, created=created, filters=filters.as_json(), **written)
+    )
+    _audit(store, summary, actor or audit.cli_actor())
+    return summary
 
 
 # ----------------------------------------------------------------------------- selection
@@ -612,6 +619,29 @@ def _record(store: Store, summary: ExportSummary) -> ExportSummary:
         logger.warning("export written to %s but not recorded in the log: %s", summary.out, exc)
         return summary
     return dataclasses.replace(summary, export_id=None if export_id is None else int(export_id))
+
+
+def _audit(store: Store, summary: ExportSummary, actor: str) -> None:
+    """Decision exports leave the appliance: each one goes into the hash-chained audit log
+    (who, when, where to, what). The export stands even if that fails, said loudly."""
+    try:
+        audit.record(
+            store.data_dir,
+            "export",
+            actor=actor,
+            message=f"exported {summary.images} images ({summary.disputed} disputed) "
+            f"to {summary.out}",
+            details={
+                "path": str(summary.out),
+                "filters": summary.filters,
+                "images": summary.images,
+                "disputed": summary.disputed,
+                "manifest_sha256": summary.manifest_sha256,
+                "export_id": summary.export_id,
+            },
+        )
+    except EdgeError as exc:
+        logger.error("export written to %s but not in the audit log: %s", summary.out, exc)
 
 
 def _software_version() -> str:

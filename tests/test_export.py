@@ -416,3 +416,20 @@ def test_cli_export_prints_one_json_document(tmp_path: Path) -> None:
     bad = edge("export", "--data", str(data), "--out", str(tmp_path / "b"), "--since", "yesterday")
     assert bad.returncode == 2 and "expected ISO 8601" in bad.stderr and bad.stdout == ""
     assert not (tmp_path / "b").exists()
+
+
+def test_every_export_is_in_the_audit_log(log: tuple[Store, list[str]], tmp_path: Path) -> None:
+    from edge.upgrade import audit
+
+    store, _ = log
+    before = len(audit.entries(store.data_dir))
+    summary, _, _ = export(store, tmp_path / "audited", disputed=True, actor="user:vendor1")
+    entries = audit.entries(store.data_dir)
+    assert len(entries) == before + 1
+    entry = entries[-1]  # oldest first
+    assert (entry.action, entry.actor) == ("export", "user:vendor1")
+    details = entry.details
+    assert details["path"] == str(summary.out) and details["images"] == summary.images
+    assert details["filters"]["disputed"] is True
+    assert details["manifest_sha256"] == summary.manifest_sha256
+    assert audit.verify(store.data_dir).ok
