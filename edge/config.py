@@ -122,6 +122,14 @@ class UpgradeConfig(_Strict):
     watch_s: float = Field(
         1.0, gt=0, le=3600, description="how often the service looks for a new active model, s"
     )
+    usb_dir: Path | None = Field(
+        None,
+        description="the service installs a *.edgebundle found at the top of this folder or of "
+        "a folder directly under it (one auto-mounted USB stick each); unset: off",
+    )
+    usb_scan_s: float = Field(
+        2.0, ge=0.1, le=3600, description="how often the service looks at usb_dir, seconds"
+    )
 
 
 class PieceLevelsConfig(_Strict):

@@ -32,6 +32,7 @@ from edge.upgrade.engine import UpgradeSettings
 from edge.upgrade.errors import UpgradeBusyError
 from edge.upgrade.gate import RegressionGate
 from edge.upgrade.manager import ModelManager, ModelSwitcher
+from edge.upgrade.usb_watch import UsbWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,18 @@ def open_model_manager(config: EdgeConfig, data_dir: Path) -> ModelManager:
     except UpgradeBusyError:
         logger.warning("an upgrade is in progress; the service follows its outcome")
     return manager
+
+
+def usb_watcher(config: EdgeConfig, models: ModelManager | None) -> UsbWatcher | None:
+    """The watcher of `upgrade.usb_dir`, not started; None when the key is unset or the
+    model was named explicitly (no model store, so nothing to upgrade)."""
+    folder = config.upgrade.usb_dir
+    if folder is None:
+        return None
+    if models is None:
+        logger.warning("upgrade.usb_dir %s not watched: the model was named explicitly", folder)
+        return None
+    return UsbWatcher(folder, models, config.upgrade.usb_scan_s)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -203,6 +216,10 @@ def run_service(
             models.switcher = switcher
             switcher.start()
             shutdown.callback(switcher.stop)
+        usb = usb_watcher(config, models)  # after the switcher: installs swap in at once
+        if usb is not None:
+            usb.start()
+            shutdown.callback(usb.stop)
         (data_dir / "tdr").mkdir(parents=True, exist_ok=True)
         pipeline.subscribe(tdr_writer(data_dir / "tdr"))
 
