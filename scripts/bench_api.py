@@ -13,7 +13,10 @@
     for each view with and without boxes: renders per second and milliseconds per render
     over HTTP; and the same renderings timed in-process without HTTP for reference.
 
+    Thumbnails (`?max=256`, the history page's and the strip's) get rows of their own.
+
     .venv/bin/python scripts/bench_api.py [--frames N] [--rate HZ] [--clients N] [--renders N]
+        [--thumb PIXELS]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.api.views import draw_boxes, encode_png, grey_view, material_view  # noqa: E402
+from edge.api.png import by_strips, encode_png  # noqa: E402
+from edge.api.views import (  # noqa: E402
+    MATERIAL_PALETTE,
+    boxed_view,
+    grey_view,
+    material_index,
+)
 from edge.frames import Frame  # noqa: E402
 from edge.pseudocolor import render_pseudocolor  # noqa: E402
 from edge.sim.scene import simulate_bag  # noqa: E402
@@ -211,32 +221,43 @@ async def run_clients(
     return received, dict(counts)
 
 
-def time_renders(url: str, token: str, frame_ids: list[str], renders: int) -> list[str]:
+def time_renders(
+    url: str, token: str, frame_ids: list[str], renders: int, thumb_max: int | None
+) -> list[str]:
     """Rows for (b), per view and boxes: `renders` different frames one request at a time
-    (each rendered afresh), then one frame `renders` times (served from the PNG cache)."""
+    (each rendered afresh), then one frame `renders` times (served from the PNG cache);
+    with `thumb_max`, thumbnails (`?max=`) too."""
     rows = []
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
-        for view in VIEWS:
-            for boxes in (0, 1):
-                params = {"view": view, "boxes": boxes}
-                fresh, cached, size, shape = [], [], 0, (0, 0)
-                for frame_id in frame_ids[:renders]:
-                    t0 = time.perf_counter()
-                    response = client.get(f"/api/frames/{frame_id}/image", params=params)
-                    fresh.append((time.perf_counter() - t0) * 1e3)
-                    response.raise_for_status()
-                    size = len(response.content)
-                shape = cv2.imdecode(np.frombuffer(response.content, np.uint8), -1).shape
-                for _ in range(renders):
-                    t0 = time.perf_counter()
-                    client.get(f"/api/frames/{frame_ids[0]}/image", params=params)
-                    cached.append((time.perf_counter() - t0) * 1e3)
-                rows.append(
-                    f"| {view} | {'yes' if boxes else 'no'} | {shape[1]}x{shape[0]} | "
-                    f"{1e3 / statistics.mean(fresh):.1f} | {statistics.median(fresh):.1f} | "
-                    f"{percentile(fresh, 99):.1f} | {statistics.median(cached):.1f} | "
-                    f"{size / 1e3:.0f} |"
-                )
+        cases: list[tuple[str, int, int | None]] = [
+            (view, boxes, None) for view in VIEWS for boxes in (0, 1)
+        ]
+        cases += [(view, 1, thumb_max) for view in ("pseudo", "material")] if thumb_max else []
+        for view, boxes, most in cases:
+            params: dict[str, str | int] = {"view": view, "boxes": boxes}
+            if most:
+                params["max"] = most
+            fresh, cached, size, shape = [], [], 0, (0, 0)
+            for frame_id in frame_ids[:renders]:
+                t0 = time.perf_counter()
+                response = client.get(f"/api/frames/{frame_id}/image", params=params)
+                fresh.append((time.perf_counter() - t0) * 1e3)
+                response.raise_for_status()
+                size = len(response.content)
+            decoded = cv2.imdecode(np.frombuffer(response.content, np.uint8), -1)
+            assert decoded is not None, "the answer is not a PNG"
+            shape = decoded.shape
+            for _ in range(renders):
+                t0 = time.perf_counter()
+                client.get(f"/api/frames/{frame_ids[0]}/image", params=params)
+                cached.append((time.perf_counter() - t0) * 1e3)
+            rows.append(
+                f"| {view}{f' max={most}' if most else ''} | {'yes' if boxes else 'no'} | "
+                f"{shape[1]}x{shape[0]} | "
+                f"{1e3 / statistics.mean(fresh):.1f} | {statistics.median(fresh):.1f} | "
+                f"{percentile(fresh, 99):.1f} | {statistics.median(cached):.1f} | "
+                f"{size / 1e3:.0f} |"
+            )
     return rows
 
 
@@ -247,11 +268,11 @@ def time_in_process(renders: int) -> list[str]:
         {"class": "knife", "score": 0.91, "box": [300.0, 200.0, 520.0, 330.0]},
         {"class": "gun", "score": 0.55, "box": [600.0, 400.0, 820.0, 560.0]},
     ]
-    make = {
-        "pseudo": lambda: render_pseudocolor(high, low),
-        "high": lambda: grey_view(high),
-        "low": lambda: grey_view(low),
-        "material": lambda: material_view(high, low),
+    make: dict[str, Callable[[], tuple[np.ndarray, np.ndarray | None]]] = {
+        "pseudo": lambda: (by_strips(render_pseudocolor, high, low), None),
+        "high": lambda: (grey_view(high), None),
+        "low": lambda: (grey_view(low), None),
+        "material": lambda: (material_index(high, low), MATERIAL_PALETTE),
     }
     rows = []
     for view, render in make.items():
@@ -259,10 +280,10 @@ def time_in_process(renders: int) -> list[str]:
             times = []
             for _ in range(renders):
                 t0 = time.perf_counter()
-                image = render()
+                image, palette = render()
                 if boxes:
-                    image = draw_boxes(image, detections)
-                encode_png(image)
+                    image, palette = boxed_view(image, palette, detections)
+                encode_png(image, palette)
                 times.append((time.perf_counter() - t0) * 1e3)
             rows.append(
                 f"| {view} | {'yes' if boxes else 'no'} | {statistics.median(times):.1f} | "
@@ -277,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=4.0, help="frames per second for (a)")
     parser.add_argument("--clients", type=int, default=10, help="SSE clients for (a)")
     parser.add_argument("--renders", type=int, default=40, help="requests per row of (b)")
+    parser.add_argument(
+        "--thumb", type=int, default=256, help="thumbnail size for (b)'s ?max= rows (0: none)"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--times", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -312,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             fed = child.stdout.readline()
             stored = json.loads(times_file.read_text())
             pipeline_ms = json.loads(fed.split(" ", 2)[2])
-            http_rows = time_renders(url, token, sorted(stored), args.renders)
+            http_rows = time_renders(url, token, sorted(stored), args.renders, args.thumb)
             child.stdin.write("stop\n")
             child.stdin.flush()
             child.wait(30)

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.api.access import session_principal
+from edge.api.audit import audit_router
 from edge.api.auth_routes import auth_router
 from edge.api.context import AppContext
 from edge.api.events import EventHub, events_router
@@ -169,6 +170,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(runs_router(ctx))
     app.include_router(exports_router(ctx))
     app.include_router(metrics_router(ctx, hub, latency))
+    app.include_router(audit_router(ctx))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

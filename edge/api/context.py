@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from calibration.ingest import FrameCalibration
 from edge.auth import LoginThrottle, UserStore
 from edge.pipeline import Pipeline
 from edge.store import Store
@@ -23,7 +24,9 @@ class AppContext:
     Reports; `export_dir`: where `POST /api/exports` writes data sets; `event_heartbeat_s`:
     the live-event stream's keep-alive period; `max_event_clients`: live-event streams at
     once; `event_queue`: events held per slow client before it is told to resync;
-    `models`: the model store (upgrade, rollback, list); without one, upgrades answer 501.
+    `models`: the model store (upgrade, rollback, list); without one, upgrades answer 501;
+    `calibration`: the scanner profile applied to raw 16-bit uploads, as the serial and
+    hot-folder sources apply it (None: uploads are screened as sent).
     """
 
     service: Pipeline
@@ -39,3 +42,4 @@ class AppContext:
     max_event_clients: int = 64
     event_queue: int = 64
     models: ModelManager | None = None
+    calibration: FrameCalibration | None = None

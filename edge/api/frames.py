@@ -26,6 +26,8 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from edge.api.access import MayDecide, MayUpload, logged_in
 from edge.api.context import AppContext
 from edge.api.events import EventHub
+from edge.api.planes import PlaneCache
+from edge.api.png import by_strips, encode_png
 from edge.api.records import (
     FRAME_ID_PATTERN,
     Decision,
@@ -35,13 +37,19 @@ from edge.api.records import (
     stored_json,
 )
 from edge.api.views import (
+    MATERIAL_PALETTE,
+    MAX_THUMBNAIL,
+    MIN_THUMBNAIL,
     PngCache,
     View,
     ViewUnavailableError,
-    draw_boxes,
-    encode_png,
+    boxed_view,
+    downsample,
     grey_view,
-    material_view,
+    material_index,
+    palette_rgb,
+    scaled,
+    thumbnail_side,
 )
 from edge.errors import BadInputError, EdgeError
 from edge.frames import Frame
@@ -105,6 +113,7 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
     router = APIRouter(prefix="/api/frames", tags=["frames"])
     reader = Depends(logged_in)
     rendered = PngCache()
+    planes = PlaneCache(store) if store is not None else None
 
     def decision_of(frame: ScreenedFrame) -> str | None:
         if store is None or not frame.logged:
@@ -229,42 +238,69 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
             "pseudo"
         ),
         boxes: Annotated[bool, Query(description="draw the detections")] = False,
+        max_side: Annotated[
+            str | None,
+            Query(
+                alias="max",
+                description=f"a thumbnail: longer side at most this many pixels "
+                f"({MIN_THUMBNAIL} to {MAX_THUMBNAIL}; area average)",
+            ),
+        ] = None,
     ) -> Response:
-        """The frame as a PNG at full resolution: `pseudo` colour (RGB), `high` or `low`
-        energy (grey), `material` (organic orange, inorganic green, metal blue)."""
+        """The frame as a lossless PNG, at full resolution unless `max` asks for a
+        thumbnail: `pseudo` colour (RGB), `high` or `low` energy (grey), `material`
+        (organic orange, inorganic green, metal blue)."""
+        side = thumbnail_side(max_side)
         found = held(frame_id)
-        key = (frame_id, view, boxes)
+        key = (frame_id, view, boxes, side or 0)
         png = rendered.get(key)
         if png is None:
-            image = _view(frame_id, view, found)
-            if boxes:
-                if found is not None:
-                    detections = found.result.detections.to_list(list(found.class_names))
-                else:
-                    detections = stored_json(stored(frame_id))["detections"]
-                image = draw_boxes(image, detections)
-            png = encode_png(image)
+            png = _render(frame_id, view, found, boxes, side)
             rendered.put(key, png)
         return Response(png, media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL})
 
-    def _view(frame_id: str, view: View, found: ScreenedFrame | None) -> npt.NDArray[np.uint8]:
+    def _render(
+        frame_id: str, view: View, found: ScreenedFrame | None, boxes: bool, max_side: int | None
+    ) -> bytes:
+        image, palette = _view(frame_id, view, found)
+        scale = 1.0
+        if max_side is not None and max(image.shape[:2]) > max_side:
+            if palette is not None:  # indices cannot be averaged: their colours can
+                image, palette = palette_rgb(image, palette), None
+            image, scale = downsample(image, max_side)
+        if boxes:
+            if found is not None:
+                detections = found.result.detections.to_list(list(found.class_names))
+            else:
+                detections = stored_json(stored(frame_id))["detections"]
+            image, palette = boxed_view(image, palette, scaled(detections, scale))
+        return encode_png(image, palette)
+
+    def _view(
+        frame_id: str, view: View, found: ScreenedFrame | None
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]:
+        """The view's pixels, and the palette when they are indices into one."""
         if view == "pseudo" and found is not None:
-            return found.rgb
+            return found.rgb, None
         pixels = _pixels(frame_id, found)
         if view == "pseudo":
             if pixels.rgb is not None:
-                return pixels.rgb
+                return pixels.rgb, None
             assert pixels.high is not None  # a Frame has channels or RGB
-            return render_pseudocolor(pixels.high, pixels.low)
+            if pixels.low is None:
+                return render_pseudocolor(pixels.high), None
+            return by_strips(render_pseudocolor, pixels.high, pixels.low), None
         if pixels.high is None:
             raise ViewUnavailableError(
                 f"frame {frame_id} came as an 8-bit colour image: it has no {view} view"
             )
         if view == "high":
-            return grey_view(pixels.high)
+            return grey_view(pixels.high), None
         if pixels.low is None:
             raise ViewUnavailableError(f"frame {frame_id} has one energy only: no {view} view")
-        return grey_view(pixels.low) if view == "low" else material_view(pixels.high, pixels.low)
+        if view == "low":
+            return grey_view(pixels.low), None
+        return material_index(pixels.high, pixels.low), MATERIAL_PALETTE
 
     def _pixels(frame_id: str, found: ScreenedFrame | None) -> Frame:
         """The logged channels (memory holds only the pseudo-colour rendering)."""
@@ -272,10 +308,10 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
             raise ViewUnavailableError(
                 f"frame {frame_id} was not logged: only its pseudo-colour view is held"
             )
-        if store is None:
+        if planes is None:
             raise UnknownFrameError(f"frame {frame_id!r} is unknown or no longer held in memory")
         try:
-            return store.load_image(frame_id)
+            return planes.load(frame_id)
         except FrameNotFoundError as exc:
             raise UnknownFrameError(exc.message) from None
 
@@ -327,8 +363,18 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
             except EdgeError as exc:
                 raise type(exc)(exc.message.replace(str(path), name)) from None
         frame.meta = {**frame.meta, "uploaded_by": who.name}
-        screened = await run_in_threadpool(service.submit, frame, "upload", bag or name, 120.0)
+        screened = await run_in_threadpool(screen_upload, frame, bag or name)
         return screened_json(screened)
+
+    def screen_upload(raw: Frame, bag: str) -> ScreenedFrame:
+        """Screen an upload; raw 16-bit channels corrected with the scanner profile first,
+        as the serial and hot-folder sources do (8-bit colour images pass as they are)."""
+        calibration = ctx.calibration
+        frame = raw if calibration is None else calibration.apply(raw)
+        screened = service.submit(frame, "upload", bag, 120.0)
+        if calibration is not None and frame is not raw and screened.logged:
+            calibration.keep(screened.id, raw)
+        return screened
 
     @router.post("/{frame_id}/decision", status_code=201)
     def decide(

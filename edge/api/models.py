@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.api.access import allowed, logged_in
 from edge.api.context import AppContext
+from edge.api.thresholds import thresholds_in_force
 from edge.auth import Principal
 from edge.errors import BadInputError, EdgeError
 
@@ -54,19 +55,28 @@ def models_router(ctx: AppContext) -> APIRouter:
         if service.model_id is None:
             return None
         name, _, version = service.model_id.rpartition("@")
+        sha = service.model_sha256 or ""
         return {
             "id": service.model_id,
             "name": name or service.model_id,
             "version": version,
             "sha256": service.model_sha256,
             "classes": service.class_names,
+            "thresholds": thresholds_in_force(service.screener, ctx.models, data_dir(), sha),
         }
+
+    def data_dir() -> Path | None:
+        if ctx.store is not None:
+            return ctx.store.data_dir
+        return ctx.models.data_dir if ctx.models is not None else None
 
     @router.get("", dependencies=[Depends(logged_in)])
     def models() -> dict[str, Any]:
         """The active model (with its SHA-256 and state), the previous one, every installed
         model with its test results; `running`: the model screening now (null when none
-        loaded, with `error` saying why)."""
+        loaded, with `error` saying why), with `thresholds`: the per-class detection scores
+        in force, the manifest's, the device's calibrated overrides for this exact model
+        (SHA-256) and their source (null when the model's files cannot be found)."""
         now = running()
         if ctx.models is None:
             return {"active": now, "previous": None, "models": [now] if now else [],

@@ -24,8 +24,14 @@ NO_RESULT_REASON = "no screening result recorded (still queued, or the service s
 
 
 def screened_json(frame: ScreenedFrame, decision: str | None = None) -> dict[str, Any]:
-    """The record of a frame held in memory."""
-    return {**frame.to_dict(), "decision": decision}
+    """The record of a frame held in memory; `calibration`: the scanner profile its raw
+    channels were corrected with ({"profile": name}, or {"profile": null, "reason"}), null
+    when none was applied."""
+    return {
+        **frame.to_dict(),
+        "decision": decision,
+        "calibration": frame.meta.get("calibration"),
+    }
 
 
 def stored_json(frame: StoredFrame) -> dict[str, Any]:
@@ -58,6 +64,7 @@ def stored_json(frame: StoredFrame) -> dict[str, Any]:
         "width": frame.width,
         "height": frame.height,
         "logged": True,
+        "calibration": frame.metadata.get("calibration"),
         "timings_ms": timings,
         "decision": frame.decision,
     }

@@ -82,7 +82,7 @@ def test_frames_newest_first(operator: TestClient, service: Pipeline) -> None:
     newest = frames[0]
     assert set(newest) == {
         "id", "time", "bag", "source", "state", "alarm", "reason", "model",
-        "detections", "width", "height", "timings_ms", "logged", "decision",
+        "detections", "width", "height", "timings_ms", "logged", "decision", "calibration",
     }  # fmt: skip
     assert (newest["width"], newest["height"], newest["source"]) == (32, 48, "upload")
     assert (newest["state"], newest["alarm"], newest["reason"]) == ("SCREENED", True, None)

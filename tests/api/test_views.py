@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge.api.png import encode_png
 from edge.api.views import (
     PngCache,
     draw_boxes,
-    encode_png,
     grey_view,
     material_index,
     material_view,

@@ -4,6 +4,7 @@ Chromium, against a real `edge serve`: bags arrive through the HTTP ingest path 
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -40,7 +41,10 @@ def test_gun_bag_is_boxed_within_a_second_and_s_records_search(
     assert elapsed <= BOX_DEADLINE_S
     expect(page.locator("#state")).to_have_text("ALARM")
     expect(page.locator("#state-detail")).to_contain_text("gun")
-    expect(page.locator(f'#thumbs .thumb[data-frame="{frame["id"]}"]')).to_be_visible()
+    thumb = page.locator(f'#thumbs .thumb[data-frame="{frame["id"]}"] img')
+    expect(thumb).to_be_visible()
+    expect(thumb).to_have_attribute("src", re.compile(r"[?&]max=256\b"))  # a thumbnail
+    assert 0 < thumb.evaluate("img => img.decode().then(() => img.naturalWidth)") <= 256
     expect(page.locator("#banner")).to_be_hidden()
     screenshot(page, "console-alarm")
 
@@ -76,6 +80,8 @@ def test_history_filter_finds_the_bag_and_its_frame_page(
     page.click("#search")
     expect(page.locator(f'#rows tr[data-frame="{gun["id"]}"]')).to_be_visible()
     expect(page.locator(f'#rows tr[data-frame="{clean["id"]}"]')).to_have_count(0)
+    row_image = page.locator(f'#rows tr[data-frame="{gun["id"]}"] img')
+    expect(row_image).to_have_attribute("src", re.compile(r"[?&]max=256\b"))
     assert "alarm=true" in page.url and "class=gun" in page.url
     screenshot(page, "history")
 
@@ -173,7 +179,12 @@ def test_technician_sees_models_and_a_missing_bundle_is_refused_in_plain_words(
     expect(page.locator('a[href="/service"]')).to_be_visible()
     expect(page.locator("#active")).to_contain_text("demo-xray-det v1.0.0")
     expect(page.locator("#runs")).to_have_text("no test runs yet")
-    expect(page.locator("#audit-section")).to_contain_text("Not available yet")
+    # The thresholds in force: the shipped model's own, no device calibration yet.
+    expect(page.locator("#thresholds-source")).to_contain_text("model manifest")
+    expect(page.locator("#thresholds")).to_contain_text("gun")
+    # The audit log: the factory model's install, newest first, with the chain verified.
+    expect(page.locator("#audit-entries")).to_contain_text("factory-install")
+    expect(page.locator("#audit-verify")).to_contain_text("Hash chain verified")
 
     page.fill("#bundle", "/media/usb/demo-xray-det-1.1.0.tar")
     page.click("#upgrade")
@@ -181,6 +192,12 @@ def test_technician_sees_models_and_a_missing_bundle_is_refused_in_plain_words(
     expect(outcome).to_have_text("Refused: /media/usb/demo-xray-det-1.1.0.tar: no such bundle file")
     page.reload()
     expect(page.locator("#active")).to_contain_text("demo-xray-det v1.0.0")  # unchanged
+    # The refusal is in the audit log, first on the page, the chain still intact.
+    first = page.locator("#audit-entries tr").first
+    expect(first).to_contain_text("upgrade-failed")
+    expect(first).to_contain_text("user:tom")
+    expect(first).to_contain_text("no such bundle file")
+    expect(page.locator("#audit-verify")).to_contain_text("Hash chain verified")
     screenshot(page, "service")
 
     # A technician has no decision keys on the console.

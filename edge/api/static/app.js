@@ -2,7 +2,7 @@
 // words; one-key decisions; the strip of recent bags; live results from /api/events,
 // polling /api/frames/recent whenever the stream is down.
 import {
-  DECISION_WORDS, DECISIONS, alarmClasses, clockTime, decide, el, getJSON, imageUrl, keyOf,
+  DECISION_WORDS, DECISIONS, alarmClasses, clockTime, decide, el, getJSON, imageUrl, THUMB_MAX, keyOf,
   loadMe, make, modelWords, stateOf,
 } from "./common.js";
 import { startStatusBar } from "./statusbar.js";
@@ -116,7 +116,7 @@ function thumb(f, current) {
   b.title = `bag ${f.bag} · ${f.id} · ${clockTime(f.time)}`;
   b.dataset.frame = f.id;
   const img = document.createElement("img");
-  img.src = imageUrl(f);
+  img.src = imageUrl(f, "pseudo", THUMB_MAX);
   img.alt = `bag ${f.bag}`;
   const cap = make("span", null, "cap");
   cap.append(make("span", s.word), make("span", clockTime(f.time)));

@@ -86,10 +86,16 @@ export async function loadMe() {
 
 export const keyOf = (f) => `${f.id}@${f.time}`;
 
+// Thumbnails (the strip of recent bags, the history list) are asked for at this size
+// (longer side, pixels: twice the largest box they fill, for high-density screens).
+export const THUMB_MAX = 256;
+
 // The receive time makes the URL unique even when a restarted service reuses an id.
-export function imageUrl(f, view = "pseudo") {
+// `max`: a thumbnail, shrunk by the appliance before it is sent.
+export function imageUrl(f, view = "pseudo", max = null) {
   const v = view === "pseudo" ? "" : `&view=${view}`;
-  return `/api/frames/${encodeURIComponent(f.id)}/image?t=${encodeURIComponent(f.time)}${v}`;
+  const m = max ? `&max=${max}` : "";
+  return `/api/frames/${encodeURIComponent(f.id)}/image?t=${encodeURIComponent(f.time)}${v}${m}`;
 }
 
 export function clockTime(iso) {

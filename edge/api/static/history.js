@@ -2,7 +2,7 @@
 // decision, class, source and lane; newest first, a page at a time. The filters live in the
 // address, so a search can be bookmarked or reloaded.
 import {
-  DECISION_WORDS, alarmClasses, dateTime, el, getJSON, imageUrl, loadMe, make, stateOf,
+  DECISION_WORDS, alarmClasses, dateTime, el, getJSON, imageUrl, THUMB_MAX, loadMe, make, stateOf,
 } from "./common.js";
 import { startStatusBar } from "./statusbar.js";
 
@@ -60,7 +60,7 @@ function row(f) {
   tr.dataset.frame = f.id;
   const img = document.createElement("img");
   img.loading = "lazy";
-  img.src = imageUrl(f);
+  img.src = imageUrl(f, "pseudo", THUMB_MAX);
   img.alt = `bag ${f.bag}`;
   const imageCell = document.createElement("td");
   imageCell.append(img);

@@ -10,7 +10,12 @@ const ui = {
   upgrade: el("upgrade"), rollback: el("rollback"), progress: el("upgrade-progress"),
   step: el("upgrade-step"), upgradeOutcome: el("upgrade-outcome"), testForm: el("test-form"),
   suite: el("suite"), startTest: el("start-test"), testOutcome: el("test-outcome"), runs: el("runs"),
+  thresholdsSource: el("thresholds-source"), thresholds: el("thresholds"),
+  auditVerify: el("audit-verify"), auditEntries: el("audit-entries"), auditNewer: el("audit-newer"),
+  auditOlder: el("audit-older"), auditPage: el("audit-page"),
 };
+const AUDIT_PAGE = 25;
+let auditOffset = 0;
 
 function emptyRow(span, text) {
   const tr = document.createElement("tr");
@@ -43,7 +48,77 @@ async function loadModels() {
     return tr;
   });
   ui.history.replaceChildren(...(rows.length ? rows : [emptyRow(5, "no model installed")]));
+  showThresholds(models.running ? models.running.thresholds : null);
 }
+
+// Per class: the score in force, the manifest's, and the device's calibrated override.
+function showThresholds(t) {
+  if (!t) {
+    ui.thresholdsSource.textContent = "No thresholds to show: no model is loaded, or its files cannot be read.";
+    ui.thresholds.replaceChildren(emptyRow(4, "—"));
+    return;
+  }
+  const cal = t.calibration;
+  let words = t.source === "device calibration"
+    ? `Device calibration (${cal && cal.created ? dateTime(cal.created) : "date unknown"}) replaces ` +
+      "the model manifest's thresholds for this exact model."
+    : "The model manifest's thresholds: no device calibration for this model.";
+  if (t.note) words += ` ${t.note}`;
+  ui.thresholdsSource.textContent = words;
+  ui.thresholdsSource.className = `note${t.note ? " bad" : ""}`;
+  const score = (v) => (v === undefined || v === null ? "—" : Number(v).toFixed(3));
+  const rows = Object.keys(t.in_force).map((name) => {
+    const tr = document.createElement("tr");
+    tr.append(make("td", name), make("td", score(t.in_force[name]), "mono"),
+      make("td", score(t.manifest[name]), "mono"), make("td", score((t.overrides || {})[name]), "mono"));
+    return tr;
+  });
+  ui.thresholds.replaceChildren(...(rows.length ? rows : [emptyRow(4, "—")]));
+}
+
+// What an entry says happened: its message, else its details in short.
+function auditDetail(e) {
+  const details = e.details && typeof e.details === "object" ? Object.entries(e.details) : [];
+  const parts = details.slice(0, 4).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
+  return [e.message, e.model && `model ${e.model}`, ...parts].filter(Boolean).join(" · ") ||
+    (typeof e.details === "string" ? e.details : "");
+}
+
+async function loadAudit() {
+  const page = await getJSON(`/api/audit?limit=${AUDIT_PAGE}&offset=${auditOffset}`);
+  const v = page.verification;
+  ui.auditVerify.className = `note ${v.ok ? "ok" : "bad"}`;
+  ui.auditVerify.textContent = v.ok
+    ? `Hash chain verified: all ${v.entries} entr${v.entries === 1 ? "y is" : "ies are"} intact.`
+    : `HASH CHAIN BROKEN${v.first_bad ? ` at entry ${v.first_bad}` : ""}: ${v.problem}. ` +
+      "Entries from there on cannot be trusted.";
+  const rows = page.items.map((e) => {
+    const tr = document.createElement("tr");
+    if (!v.ok && v.first_bad !== null && e.id >= v.first_bad) tr.className = "broken";
+    tr.append(make("td", String(e.id), "mono"), make("td", dateTime(e.at)), make("td", e.actor),
+      make("td", e.action), make("td", auditDetail(e)));
+    return tr;
+  });
+  ui.auditEntries.replaceChildren(...(rows.length ? rows : [emptyRow(5, "no entries yet")]));
+  const last = Math.min(auditOffset + page.items.length, page.total);
+  ui.auditPage.textContent = page.total ? `${auditOffset + 1}–${last} of ${page.total}, newest first` : "";
+  ui.auditNewer.disabled = auditOffset === 0;
+  ui.auditOlder.disabled = last >= page.total;
+}
+
+function auditFailed(err) {
+  ui.auditVerify.className = "note bad";
+  ui.auditVerify.textContent = `audit log: ${err.message}`;
+}
+
+ui.auditNewer.addEventListener("click", () => {
+  auditOffset = Math.max(auditOffset - AUDIT_PAGE, 0);
+  loadAudit().catch(auditFailed);
+});
+ui.auditOlder.addEventListener("click", () => {
+  auditOffset += AUDIT_PAGE;
+  loadAudit().catch(auditFailed);
+});
 
 async function loadRuns() {
   const runs = await getJSON("/api/tests");
@@ -83,6 +158,11 @@ async function modelChange(url, body, busyWords, doneWords) {
     await loadModels();
   } catch (err) {
     outcome(ui.upgradeOutcome, false, refusal(err));
+  }
+  try {
+    await loadAudit(); // an upgrade or rollback, accepted or refused, is a new entry
+  } catch (err) {
+    auditFailed(err);
   } finally {
     ui.progress.hidden = true;
     ui.upgrade.disabled = ui.rollback.disabled = false;
@@ -123,6 +203,7 @@ loadMe()
     }
     loadModels().catch((err) => outcome(ui.modelError, false, `models: ${err.message}`));
     loadRuns().catch((err) => outcome(ui.testOutcome, false, `test runs: ${err.message}`));
+    loadAudit().catch(auditFailed);
   })
   .catch((err) => console.warn("who am I?", err));
 startStatusBar();
