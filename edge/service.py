@@ -287,11 +287,14 @@ def run_service(
             users=users,
             version=package_version(),
             store=store,
-            sources=[link_status(link) for link in links] + [f.status for f in folders],
+            sources=[link_status(link) for link in links]
+            + [f.status for f in folders]
+            + ([usb.source_status] if usb is not None else []),
             max_upload_bytes=config.limits.max_upload_mb << 20,
             tdr_dir=data_dir / "tdr",
             export_dir=data_dir / "exports",
             models=models,
+            calibration=calibration,  # raw 16-bit uploads corrected like the scanners' frames
         )
         server = Server(
             Config(

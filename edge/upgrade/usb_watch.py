@@ -244,6 +244,15 @@ class UsbWatcher:
             "last": None if self.last is None else self.last.as_json(),
         }
 
+    def source_status(self) -> dict[str, Any]:
+        """The watcher as the status bar and /api/health list sources: `watching`, or
+        `unreadable` (no stick mounted yet is normal, so never degraded)."""
+        return {
+            "source": f"usb:{self.root}",
+            "state": "watching" if self.scan_error is None else "unreadable",
+            **self.status(),
+        }
+
     def start(self) -> None:
         logger.info("USB upgrades: watching %s every %g s", self.root, self.interval_s)
         self._thread = threading.Thread(target=self._run, name="usb-watcher", daemon=True)

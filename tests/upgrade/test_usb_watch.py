@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from edge.config import EdgeConfig, UpgradeConfig
@@ -247,6 +248,15 @@ def test_the_service_starts_and_stops_the_watcher(
             assert service.is_alive(), errors
             time.sleep(0.05)
         assert any(t.name == "usb-watcher" for t in threading.enumerate())
+        urls: list[str] = []
+        while not urls and time.monotonic() < deadline:  # the API starts after the watcher
+            urls = [str(r.args[0]) for r in caplog.records if r.msg == "operator UI on %s"]
+            time.sleep(0.05)
+        url = urls[0]
+        health = httpx.get(f"{url}api/health", timeout=10).json()
+        usb = [s for s in health["sources"] if s["source"] == f"usb:{root}"]
+        assert usb and usb[0]["state"] == "watching" and usb[0]["last"]["accepted"] is False
+        assert not any("usb:" in problem for problem in health["degraded"])
         stop.set()
         service.join(60)
     assert not service.is_alive() and errors == []
