@@ -9,6 +9,7 @@ uncorrected with the reason in its metadata, and an error in the log.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -74,8 +75,16 @@ class FrameCalibration:
         folder = profiles.calibration_dir(self.data_dir) / "raw"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{frame_id}.tiff"
+        # Written under a dot name, then renamed: retention (edge/store/raw_frames.py)
+        # never sees, counts or deletes a half-written raw frame.
+        tmp = folder / f".{frame_id}.tmp.tiff"
         pages = [raw.high] + ([raw.low] if raw.low is not None else [])
-        if not cv2.imwritemulti(str(path), [np.ascontiguousarray(p) for p in pages]):
-            logger.error("raw frame %s not kept: cannot write %s", frame_id, path)
+        try:
+            if not cv2.imwritemulti(str(tmp), [np.ascontiguousarray(p) for p in pages]):
+                raise OSError("the TIFF encoder refused the frame")
+            os.replace(tmp, path)
+        except (OSError, cv2.error) as exc:
+            logger.error("raw frame %s not kept: cannot write %s (%s)", frame_id, path, exc)
+            tmp.unlink(missing_ok=True)
             return None
         return path

@@ -122,19 +122,21 @@ def bench_coco(images: int, rounds: int, seed: int) -> list[str]:
     return lines
 
 
-def pure_inference_s(model: Path, suite_dir: Path) -> tuple[float, int]:
-    """Sum of session.run alone over the suite's frames, as `edge test` feeds them."""
+def pure_inference_s(model: Path, suite_dir: Path) -> tuple[float, int, float]:
+    """Sum of session.run alone over the suite's frames, as `edge test` feeds them, and the
+    process CPU seconds those calls took (all threads)."""
     from edge.detector.preprocess import Preprocessor
     from edge.pseudocolor import render_pseudocolor
-    from edge.validation.runner import load_for_test, load_suite_image
+    from edge.validation.runner import load_for_test
     from edge.validation.suite import load_suite
+    from edge.validation.suite_read import load_suite_image
 
     suite = load_suite(suite_dir)
     detector, info = load_for_test(model, suite.policy.evaluation.score_floor)
     preprocessor = Preprocessor(detector.spec.manifest.input)
     session = detector.session
     outputs = [o.name for o in session.get_outputs()]
-    total = 0.0
+    total = cpu = 0.0
     for image in suite.images:
         frame = load_suite_image(image, suite, channels=info.representation == "dual_energy")
         if info.representation == "dual_energy":
@@ -143,24 +145,29 @@ def pure_inference_s(model: Path, suite_dir: Path) -> tuple[float, int]:
         else:
             rgb = frame.rgb if frame.rgb is not None else render_pseudocolor(frame.high, frame.low)  # type: ignore[arg-type]
             tensor, _ = preprocessor.from_rgb(rgb)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         session.run(outputs, {detector.input_name: tensor})
         total += time.perf_counter() - start
-    return total, len(suite.images)
+        cpu += time.process_time() - cpu_start
+    return total, len(suite.images), cpu
 
 
-def time_edge_test(model: Path, suite_dir: Path, tmp: Path) -> tuple[float, int, dict[str, Any]]:
-    """One `edge test` run in-process, as the CLI runs it: (seconds, exit status, report)."""
+def time_edge_test(
+    model: Path, suite_dir: Path, tmp: Path
+) -> tuple[float, int, dict[str, Any], float]:
+    """One `edge test` run in-process, as the CLI runs it: (seconds, exit status, report,
+    process CPU seconds)."""
     from edge.cli import main as edge_main
 
     report = tmp / "report.json"
     report.unlink(missing_ok=True)
     args = ["test", "--model", str(model), "--suite", str(suite_dir), "--baseline", str(model),
             "--report", str(report), "--data", str(tmp / "var")]  # fmt: skip
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
         status = edge_main(args)
-    return time.perf_counter() - start, status, json.loads(report.read_text())
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return seconds, status, json.loads(report.read_text()), cpu
 
 
 def bench_edge_test(model: Path, suite_dir: Path | None, count: int, rounds: int) -> list[str]:
@@ -180,18 +187,20 @@ def bench_edge_test(model: Path, suite_dir: Path | None, count: int, rounds: int
             lines.append(
                 f"suite: made {count} bags in {time.perf_counter() - start:.0f} s (not timed)"
             )
-        totals, pures, in_run = [], [], []
+        totals, pures, in_run, cpu_test, cpu_pure = [], [], [], [], []
         for r in range(rounds):
             # ABBA: machine load drifts (the machine is shared); alternate the two sides.
             for side in ("test", "pure") if r % 2 == 0 else ("pure", "test"):
                 if side == "test":
-                    seconds, status, doc = time_edge_test(model, suite_dir, tmp)
+                    seconds, status, doc, cpu = time_edge_test(model, suite_dir, tmp)
                     totals.append(seconds)
+                    cpu_test.append(cpu)
                     in_run.append(seconds / (doc["metrics"]["latency"]["inference_s"] or 1))
                     lines.append(f"round {r + 1}, edge test: {seconds:.1f} s (exit {status})")
                 else:
-                    seconds, frames = pure_inference_s(model, suite_dir)
+                    seconds, frames, cpu = pure_inference_s(model, suite_dir)
                     pures.append(seconds)
+                    cpu_pure.append(cpu)
                     lines.append(f"round {r + 1}, session.run alone: {seconds:.1f} s")
     behaviour = doc["metrics"]["behaviour"]
     extra = sum(c["ran"] for name, c in behaviour.items() if name != "projection")
@@ -214,6 +223,9 @@ def bench_edge_test(model: Path, suite_dir: Path | None, count: int, rounds: int
         "",
         f"target {'met' if ratio <= TARGET_TEST else 'NOT met'}; within each run, total over its "
         f"own session.run time: {', '.join(f'{x:.3f}' for x in in_run)}",
+        f"process CPU seconds (all threads; steadier than wall time on a shared machine): "
+        f"edge test {sum(cpu_test):.1f}, session.run alone {sum(cpu_pure):.1f}, ratio "
+        f"{sum(cpu_test) / (sum(cpu_pure) or 1):.3f}",
     ]
     return lines
 

@@ -5,6 +5,12 @@ this order: clean bags (screened, no alarm, no dispute), bags never screened, al
 and last the bags an operator disputed (decision disagrees with the alarm). A bag takes
 the most precious class of its frames, so a clean side view of an alarm bag stays with
 it. Pinned frames are never deleted.
+
+Raw scanner frames kept for calibration (DATA/calibration/raw, see raw_frames.py) count
+towards the quota with the image files. Those no calibration profile names as a source
+(and not of a pinned frame) go by age with the frames, and under space pressure before any
+logged frame, oldest first: they are calibration material, a logged frame is the screening
+record. Those a profile names are never deleted here (the profile's audit trail).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import enum
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlite_utils import Database
 
 from edge.errors import BadInputError
+from edge.store.raw_frames import RawFrames
 from edge.store.records import event_row, iso, utc_now
 
 if TYPE_CHECKING:
@@ -92,10 +100,16 @@ class RetentionReport:
     bytes_still_needed: int = 0  # > 0: even deleting every unpinned frame was not enough
     free_bytes: int = 0
     images_bytes: int = 0
+    raw_deleted: int = 0  # raw frames kept for calibration (DATA/calibration/raw) deleted
+    raw_freed_bytes: int = 0
+    raw_bytes: int = 0  # what the raw frames left use
 
 
 class RetentionTarget(Protocol):
     """The store as retention sees it, inside its writer thread."""
+
+    @property
+    def data_dir(self) -> Path: ...
 
     @property
     def images_bytes(self) -> int: ...
@@ -116,12 +130,24 @@ def enforce(
     """Delete by age, then by space until `incoming` bytes fit. Runs in the writer thread."""
     report = RetentionReport()
     deleted: Counter[RetentionClass] = Counter()
+    pinned = {row[0] for row in db.execute("SELECT id FROM frames WHERE pinned = 1").fetchall()}
+    raw = RawFrames(target.data_dir, pinned)
     if policy.max_age_days is not None:
-        cutoff = iso((now or utc_now()) - timedelta(days=policy.max_age_days))
+        cutoff_at = (now or utc_now()) - timedelta(days=policy.max_age_days)
+        cutoff = iso(cutoff_at)
         while batch := _candidates(db, before=cutoff):
             report.freed_bytes += target.delete_frames(db, [frame_id for frame_id, _, _ in batch])
             deleted.update(cls for _, _, cls in batch)
-    need = policy.bytes_needed(target.free_bytes(), target.images_bytes, incoming)
+        raw.delete_older_than(cutoff_at.timestamp())
+
+    def needed() -> int:
+        return policy.bytes_needed(
+            target.free_bytes(), target.images_bytes + raw.total_bytes, incoming
+        )
+
+    need = needed()
+    if need > 0 and raw.delete_for(need):
+        need = needed()
     while need > 0 and (batch := _candidates(db, before=None)):
         chosen, total = [], 0
         for frame_id, size, cls in batch:
@@ -131,18 +157,31 @@ def enforce(
             if total >= need:
                 break
         report.freed_bytes += target.delete_frames(db, chosen)
-        need = policy.bytes_needed(target.free_bytes(), target.images_bytes, incoming)
+        need = needed()
     report.deleted_frames = sum(deleted.values())
     report.by_class = {cls.name.lower(): deleted[cls] for cls in RetentionClass if deleted[cls]}
     report.bytes_still_needed = need
     report.free_bytes = target.free_bytes()
     report.images_bytes = target.images_bytes
-    if report.deleted_frames:
+    report.raw_deleted, report.raw_freed_bytes = raw.deleted, raw.freed_bytes
+    report.raw_bytes = raw.total_bytes
+    if report.deleted_frames or raw.deleted:
+        raw_note = (
+            f", and {raw.deleted} raw calibration frames ({raw.freed_bytes} bytes)"
+            if raw.deleted
+            else ""
+        )
         db.table("events").insert(
             event_row(
                 "retention",
-                f"retention deleted {report.deleted_frames} frames ({report.freed_bytes} bytes)",
-                {"by_class": report.by_class, "bytes_still_needed": need},
+                f"retention deleted {report.deleted_frames} frames ({report.freed_bytes} bytes)"
+                + raw_note,
+                {
+                    "by_class": report.by_class,
+                    "bytes_still_needed": need,
+                    "raw_deleted": raw.deleted,
+                    "raw_freed_bytes": raw.freed_bytes,
+                },
             )
         )
     return report

@@ -49,11 +49,22 @@ def no_suite(where: Path) -> UpgradeRefusedError:
 
 class RegressionGate:
     """edge.validation's regression test as the gate. `record_in`: a data directory whose
-    image log gets each run (listed with the test runs), or None."""
+    image log gets each run (listed with the test runs), or None. `data_dir` (default
+    `record_in`): the device whose thresholds each model is judged at, as `edge serve` would
+    run it: the active model at its calibrated overrides when they were made for its SHA-256,
+    the candidate (another SHA) at its manifest's; None: both at their manifests'."""
 
-    def __init__(self, suite_dir: Path, record_in: Path | None = None) -> None:
+    def __init__(
+        self, suite_dir: Path, record_in: Path | None = None, data_dir: Path | None = None
+    ) -> None:
         self.suite_dir = Path(suite_dir)
         self.record_in = record_in
+        self.data_dir = data_dir if data_dir is not None else record_in
+
+    def _rule(self) -> Any:
+        from edge.validation.thresholds import DEVICE, ThresholdRule
+
+        return ThresholdRule() if self.data_dir is None else ThresholdRule(DEVICE, self.data_dir)
 
     def check(self, candidate: Path, baseline: Path, extra_tests: Path | None) -> GateResult:
         from edge.validation.regression import RegressionTest, run_regression
@@ -63,11 +74,14 @@ class RegressionGate:
             raise no_suite(self.suite_dir)
         tests: list[tuple[str, RegressionTest]] = []
         try:
-            device = run_regression(candidate, self.suite_dir, baseline)
+            rule = self._rule()
+            device = run_regression(candidate, self.suite_dir, baseline, thresholds=rule)
             tests.append(("device", device))
             if extra_tests is not None:
                 bundle_suite = load_suite(extra_tests)
-                tests.append(("bundle", run_with_policy(candidate, bundle_suite, baseline, device)))
+                tests.append(
+                    ("bundle", run_with_policy(candidate, bundle_suite, baseline, device, rule))
+                )
         except EdgeError as exc:
             raise UpgradeRefusedError(
                 f"upgrade refused: the regression test could not run: {exc.message}", "gate"
@@ -110,9 +124,12 @@ class RegressionGate:
         }
 
 
-def run_with_policy(candidate: Path, suite: Any, baseline: Path, device: Any) -> Any:
+def run_with_policy(
+    candidate: Path, suite: Any, baseline: Path, device: Any, thresholds: Any = None
+) -> Any:
     """run_regression on an already loaded suite, with the device test's policy in place of
-    the suite's own (the bundle's policy file counts for nothing)."""
+    the suite's own (the bundle's policy file counts for nothing); `thresholds`: the
+    ThresholdRule choosing each model's thresholds (default: the manifests')."""
     from edge.validation.gates import decide
     from edge.validation.regression import RegressionTest, behaviour_checks, evaluate
     from edge.validation.runner import load_for_test, run_model
@@ -120,10 +137,10 @@ def run_with_policy(candidate: Path, suite: Any, baseline: Path, device: Any) ->
     policy = device.suite.policy
     suite = dataclasses.replace(suite, policy=policy)
     policy.check_classes(suite.classes, f"{suite.root} (under the device's policy)")
-    detector, info = load_for_test(candidate, policy.evaluation.score_floor)
+    detector, info = load_for_test(candidate, policy.evaluation.score_floor, thresholds)
     suite.bag_truths(info.classes)
     run = run_model(detector, info, suite)
-    base_detector, base_info = load_for_test(baseline, policy.evaluation.score_floor)
+    base_detector, base_info = load_for_test(baseline, policy.evaluation.score_floor, thresholds)
     suite.bag_truths(base_info.classes)
     base_run = run_model(base_detector, base_info, suite)
     behaviour = behaviour_checks(detector, suite, run)

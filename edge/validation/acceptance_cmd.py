@@ -15,7 +15,7 @@ from typing import Any
 
 from edge.errors import BadInputError, EdgeError
 from edge.validation.progress import ProgressBar
-from edge.validation.test_cmd import data_dir_of
+from edge.validation.test_cmd import add_thresholds_option, data_dir_of, judged_line
 
 EXIT_PASSED, EXIT_FAILED = 0, 1
 MAX_NAME = 200
@@ -48,6 +48,7 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     p.add_argument("--no-record", action="store_true", help="do not add the run to the image log")
+    add_thresholds_option(p, "the model")
     p.set_defaults(func=run)
 
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.validation.acceptance import acceptance_report, image_quality
     from edge.validation.regression import run_regression
     from edge.validation.report_files import write_report_files
+    from edge.validation.thresholds import rule_from_arg
 
     site, operator = _name(args.site, "--site"), _name(args.operator, "--operator")
     waiver = (
@@ -84,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config) if args.config else None)
     data_dir = data_dir_of(args)
     model_dir = args.model or active_model_dir(data_dir)
+    rule = rule_from_arg(args.thresholds, data_dir)
     quality = image_quality(data_dir, config.calibration.testpiece.max_age_h, waiver)
-    test = run_regression(model_dir, args.suite, None, ProgressBar.for_terminal())
+    test = run_regression(model_dir, args.suite, None, ProgressBar.for_terminal(), thresholds=rule)
     doc = acceptance_report(test, quality, site=site, operator=operator, run_id=new_run_id())
     if args.report:
         write_report_files(args.report, doc)
@@ -131,7 +134,8 @@ def format_summary(doc: dict[str, Any], report: Path | None, data_dir: Path | No
     verdict = "PASSED" if doc["passed"] else "FAILED"
     lines = [
         f"acceptance of {doc['model']['id']} at {doc['site']} (operator {doc['operator']}), "
-        f"suite {doc['suite']['name']}: {verdict}"
+        f"suite {doc['suite']['name']}: {verdict}",
+        f"  thresholds: {judged_line(doc['model'])}",
     ]
     for item in doc["items"]:
         state = "waived" if item["waived"] else ("passed" if item["passed"] else "FAILED")

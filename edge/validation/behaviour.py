@@ -10,7 +10,7 @@ exp(-A_threat) and removing it divides by the same factor.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,10 @@ from edge.detector import Detector
 from edge.frames import AIR_LEVEL, Detections, Frame
 from edge.sim.scene import object_attenuation
 from edge.sim.shapes import THREATS
-from edge.validation.runner import ModelRun, load_suite_image
+from edge.validation.read_ahead import ReadAhead
+from edge.validation.runner import ModelRun
 from edge.validation.suite import Suite, SuiteImage
+from edge.validation.suite_read import load_suite_image
 
 Box = tuple[float, float, float, float]
 
@@ -76,13 +78,20 @@ def _channels_of(run: ModelRun) -> bool:
     return run.model.representation == "dual_energy"
 
 
+def _frame(suite: Suite, run: ModelRun, image: SuiteImage) -> Frame:
+    """The image as the run screened it: the frame it kept (read and hash-checked then, see
+    `behaviour_refs`), else read and checked again."""
+    kept = run.kept.get(image.ref)
+    return kept if kept is not None else load_suite_image(image, suite, channels=_channels_of(run))
+
+
 def check_repeat(
     detector: Detector, suite: Suite, run: ModelRun, images: Sequence[SuiteImage]
 ) -> BehaviourCheck:
     """The images screened again must give exactly the same boxes, scores and classes."""
     failed = []
     for image in images:
-        again = detector.detect(load_suite_image(image, suite, channels=_channels_of(run)))
+        again = detector.detect(_frame(suite, run, image))
         first = run.frames[image.ref].detections
         same = all(
             np.array_equal(getattr(first, name), getattr(again.detections, name))
@@ -115,7 +124,7 @@ def check_flip(
     thresholds = np.asarray(run.model.thresholds, np.float32)
     failed, cases = [], []
     for image in images:
-        frame = load_suite_image(image, suite, channels=_channels_of(run))
+        frame = _frame(suite, run, image)
         if frame.rgb is not None:
             mirrored = Frame(rgb=np.ascontiguousarray(frame.rgb[:, ::-1]))
         else:
@@ -213,7 +222,54 @@ def check_projection(
         )
     rng = np.random.default_rng([seed, 5])
     failed, cases = [], []
-    for k, name in enumerate(c for c in classes for _ in range(per_class)):
+    made = _projections(suite, run, usable, [c for c in classes for _ in range(per_class)], rng)
+    # The next case is read and projected on another thread while the model runs.
+    with ReadAhead(made, ahead=2, name="edge-test-projection") as ready:
+        for case in ready:
+            found = _operating(detector.detect(case.projected).detections, thresholds)
+            hit = _overlap(found, case.cls, case.box)
+            gone = _operating(detector.detect(case.removed).detections, thresholds)
+            left = _overlap(gone, case.cls, case.box)
+            alarmed, cleared = hit >= min_iou, left < min_iou
+            cases.append(
+                {
+                    "class": case.name,
+                    "image": case.image.ref,
+                    "box": [round(v, 1) for v in case.box],
+                    "alarmed": alarmed,
+                    "iou": round(hit, 3),
+                    "cleared": cleared,
+                }
+            )
+            if not (alarmed and cleared):
+                failed.append(case.image.ref)
+    return BehaviourCheck(
+        "projection", len(cases), len(cases) - len(failed), tuple(failed), cases=tuple(cases)
+    )
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """One projection case: a threat of class `name` (index `cls`) at `box` in `image`,
+    the frame with it projected and the frame with it taken out again."""
+
+    name: str
+    cls: int
+    image: SuiteImage
+    box: Box
+    projected: Frame
+    removed: Frame
+
+
+def _projections(
+    suite: Suite,
+    run: ModelRun,
+    usable: Sequence[SuiteImage],
+    names: Sequence[str],
+    rng: np.random.Generator,
+) -> Iterator[_Projection]:
+    """The cases in order, one rng drawing them all (the same cases for the same seed)."""
+    for k, name in enumerate(names):
         image = usable[(k + int(rng.integers(len(usable)))) % len(usable)]
         frame = load_suite_image(image, suite, channels=True)
         assert frame.high is not None and frame.low is not None
@@ -224,30 +280,13 @@ def check_projection(
         h, w = frame.shape
         a_high, a_low, box = object_attenuation(threat, cx, cy, angle, h, w)
         t_high, t_low = threat_transmission(a_high), threat_transmission(a_low)
-        cls = run.model.classes.index(name)
         projected = Frame(high=scale_counts(frame.high, t_high), low=scale_counts(frame.low, t_low))
-        hit = _overlap(_operating(detector.detect(projected).detections, thresholds), cls, box)
         assert projected.high is not None and projected.low is not None
         removed = Frame(
             high=scale_counts(projected.high, np.float32(1) / t_high),
             low=scale_counts(projected.low, np.float32(1) / t_low),
         )
-        left = _overlap(_operating(detector.detect(removed).detections, thresholds), cls, box)
-        alarmed, cleared = hit >= min_iou, left < min_iou
-        case = {
-            "class": name,
-            "image": image.ref,
-            "box": [round(v, 1) for v in box],
-            "alarmed": alarmed,
-            "iou": round(hit, 3),
-            "cleared": cleared,
-        }
-        cases.append(case)
-        if not (alarmed and cleared):
-            failed.append(image.ref)
-    return BehaviourCheck(
-        "projection", len(cases), len(cases) - len(failed), tuple(failed), cases=tuple(cases)
-    )
+        yield _Projection(name, run.model.classes.index(name), image, box, projected, removed)
 
 
 def _overlap(det: Detections, cls: int, box: Box) -> float:

@@ -16,8 +16,9 @@ import numpy.typing as npt
 
 from edge.pseudocolor import render_pseudocolor
 from edge.validation.evidence import Failure, TruthBox, match_image
-from edge.validation.runner import ModelRun, load_suite_image
+from edge.validation.runner import ModelRun
 from edge.validation.suite import Suite
+from edge.validation.suite_read import load_suite_image
 
 THUMBNAIL_WIDTH = 240  # pixels; the boxes stay in image pixels (the SVG scales them)
 JPEG_QUALITY = 80

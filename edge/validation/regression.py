@@ -30,9 +30,18 @@ from edge.validation.box_slices import BoxMetricsResult, box_metrics
 from edge.validation.comparison import PairedComparison
 from edge.validation.gate_input import GateInput, LatencyStats
 from edge.validation.gates import GateDecision, decide
-from edge.validation.runner import ModelInfo, ModelRun, check_comparable, load_for_test, run_model
+from edge.validation.runner import (
+    ModelInfo,
+    ModelRun,
+    check_comparable,
+    detector_for,
+    load_for_test,
+    read_for_test,
+    run_model,
+)
 from edge.validation.slices import BagTruth
 from edge.validation.suite import Suite, load_suite
+from edge.validation.thresholds import ThresholdRule
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -79,6 +88,16 @@ def _same_model(a: ModelInfo, b: ModelInfo) -> bool:
         b.classes,
         b.representation,
     )
+
+
+def behaviour_refs(suite: Suite) -> set[str]:
+    """The images the repeat and flip checks screen again: the run keeps their frames, so
+    they are read, checked and decoded once."""
+    b = suite.policy.behaviour
+    images = list(suite.images)
+    picked = pick(images, b.repeat_frames, b.seed) if b.repeat_frames else []
+    picked += pick(images, b.flip_frames, b.seed + 1) if b.flip_frames else []
+    return {image.ref for image in picked}
 
 
 def behaviour_checks(detector: Detector, suite: Suite, run: ModelRun) -> dict[str, BehaviourCheck]:
@@ -156,32 +175,38 @@ def run_regression(
     suite_dir: Path | str,
     baseline_dir: Path | str | None = None,
     progress: Progress | None = None,
+    thresholds: ThresholdRule | None = None,
 ) -> RegressionTest:
-    """Run the suite's test of a model, against a baseline when given. Bad input (suite,
-    model directories, a class the suite has and a model lacks) raises EdgeError."""
+    """Run the suite's test of a model, against a baseline when given, each judged at the
+    thresholds `thresholds` chooses for it (default: their manifests'; a FILE's are for the
+    model, the baseline runs as the device runs it). Bad input (suite, model directories, a
+    class the suite has and a model lacks) raises EdgeError."""
+    rule = thresholds or ThresholdRule()
     timing: dict[str, float] = {}
     start = time.perf_counter()
     suite = load_suite(suite_dir)
     floor = suite.policy.evaluation.score_floor
-    detector, info = load_for_test(model_dir, floor)
+    detector, info = load_for_test(model_dir, floor, rule)
     suite.bag_truths(info.classes)  # refuse a model that lacks a suite class before running
     timing["load_s"] = time.perf_counter() - start
 
     def stage(name: str) -> Callable[[int, int], None] | None:
         return None if progress is None else (lambda done, total: progress(name, done, total))
 
-    candidate = run_model(detector, info, suite, stage("model"))
+    candidate = run_model(detector, info, suite, stage("model"), behaviour_refs(suite))
     timing["model_s"] = candidate.wall_s
     baseline, reused = None, False
     if baseline_dir is not None:
-        base_detector, base_info = load_for_test(baseline_dir, floor)
+        spec, model_bytes, base_info = read_for_test(baseline_dir, rule.for_baseline())
         if _same_model(base_info, info):
-            baseline, reused = candidate, True
+            baseline, reused = candidate, True  # no second session: its run would be this one
         else:
             suite.bag_truths(base_info.classes)
+            base_detector = detector_for(spec, model_bytes, base_info, floor)
             baseline = run_model(base_detector, base_info, suite, stage("baseline"))
             timing["baseline_s"] = baseline.wall_s
-        del base_detector
+            del base_detector
+        del model_bytes
     t = time.perf_counter()
     # Box metrics are numpy work and the behavioural checks mostly inference, which leaves
     # the GIL: side by side they share the cores better than one after the other.

@@ -39,6 +39,26 @@ def _identity(doc: dict[str, Any]) -> str:
     return fields(pairs)
 
 
+def _thresholds(doc: dict[str, Any]) -> str:
+    """Each model's thresholds per class, and where they came from (manifest, the device's
+    calibration, a file): the bag figures hold at these and no others."""
+    rows, notes = [], []
+    for role, model in (("model", doc["model"]), ("baseline", doc.get("baseline"))):
+        point = model.get("operating_point") if model else None
+        if not model or not point:
+            continue
+        notes.append(f"<p>{e(role)} {e(model['id'])}: {e(point['detail'])}</p>")
+        for name, c in point["classes"].items():
+            rows.append(
+                [e(model["id"]), e(name), num(c["threshold"]), e(c["source"]), num(c["manifest"])]
+            )
+    if not rows:
+        return "<p>Not recorded (a report from an older version).</p>"
+    return "".join(notes) + table(
+        ["model", "class", "threshold", "source", "manifest's"], rows, "thresholds"
+    )
+
+
 def _gate(doc: dict[str, Any]) -> str:
     gate = doc["gate"]
     checks = table(
@@ -132,6 +152,7 @@ def test_sections(doc: dict[str, Any]) -> str:
     return "".join(
         [
             section("What was tested", _identity(doc), "identity"),
+            section("Thresholds judged at", _thresholds(doc), "thresholds"),
             section("Gate", _gate(doc), "gate"),
             section("Headline figures (bag level, whole suite)", _headline(doc), "headline"),
             section(

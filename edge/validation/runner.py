@@ -11,11 +11,10 @@ a frame's latency still counts its preprocessing.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +22,14 @@ import numpy.typing as npt
 
 from edge.detector import Detector
 from edge.detector.detector import PreparedFrame
-from edge.detector.manifest import bind_graph, read_model_dir
+from edge.detector.manifest import ModelSpec, bind_graph, read_model_dir
 from edge.detector.session import create_session, graph_tensors
 from edge.errors import BadInputError
 from edge.frames import Detections, Frame
-from edge.ingest.images import load_image
 from edge.validation.slices import BagTruth
-from edge.validation.suite import Suite, SuiteError, SuiteImage
+from edge.validation.suite import Suite, SuiteImage
+from edge.validation.suite_read import load_suite_image
+from edge.validation.thresholds import Judged, ThresholdRule
 
 PREFETCH = 3
 Progress = Callable[[int, int], None]
@@ -46,6 +46,7 @@ class ModelInfo:
     classes: tuple[str, ...]
     thresholds: tuple[float, ...]
     representation: str
+    judged: Judged  # the thresholds above per class, with their source
 
     @property
     def model_id(self) -> str:
@@ -61,27 +62,47 @@ class ModelInfo:
             "classes": list(self.classes),
             "thresholds": dict(zip(self.classes, self.thresholds, strict=True)),
             "representation": self.representation,
+            "operating_point": self.judged.as_json(),
         }
 
 
-def load_for_test(model_dir: Path | str, score_floor: float) -> tuple[Detector, ModelInfo]:
-    """The model (hash-checked, warmed up) keeping every box above `score_floor`."""
+def read_for_test(
+    model_dir: Path | str, thresholds: ThresholdRule | None = None
+) -> tuple[ModelSpec, bytes, ModelInfo]:
+    """The model directory read and hash-checked, and the model as a test names it, judged
+    at the thresholds `thresholds` chooses for it (default: its manifest's)."""
     spec, model_bytes = read_model_dir(model_dir)
     manifest = spec.manifest
+    judged = (thresholds or ThresholdRule()).judge(manifest)
     info = ModelInfo(
         spec.directory, manifest.name, manifest.version, spec.model_sha256,
-        tuple(manifest.classes), tuple(manifest.class_thresholds()),
-        manifest.input.representation,
+        tuple(manifest.classes), judged.thresholds, manifest.input.representation, judged,
     )  # fmt: skip
+    return spec, model_bytes, info
+
+
+def detector_for(
+    spec: ModelSpec, model_bytes: bytes, info: ModelInfo, score_floor: float
+) -> Detector:
+    """The model (warmed up) keeping every box above `score_floor` (and its thresholds)."""
     floor = min(score_floor, *info.thresholds)
     low = dataclasses.replace(
-        spec, manifest=manifest.model_copy(update={"thresholds": {"default": floor}})
+        spec, manifest=spec.manifest.model_copy(update={"thresholds": {"default": floor}})
     )
     session = create_session(model_bytes)
     detector = Detector(low, session, bind_graph(low.manifest, *graph_tensors(session)))
-    grey = np.full((manifest.input.height, manifest.input.width, 3), 114, np.uint8)
+    grey = np.full((spec.manifest.input.height, spec.manifest.input.width, 3), 114, np.uint8)
     detector.detect_rgb(grey)  # warm-up: the first inference allocates
-    return detector, info
+    return detector
+
+
+def load_for_test(
+    model_dir: Path | str, score_floor: float, thresholds: ThresholdRule | None = None
+) -> tuple[Detector, ModelInfo]:
+    """The model (hash-checked, warmed up) keeping every box above `score_floor`, judged
+    at the thresholds `thresholds` chooses for it (default: its manifest's)."""
+    spec, model_bytes, info = read_for_test(model_dir, thresholds)
+    return detector_for(spec, model_bytes, info, score_floor), info
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,7 @@ class ModelRun:
     label_version: int
     frames: dict[str, FrameResult]
     wall_s: float
+    kept: dict[str, Frame] = field(default_factory=dict, repr=False, compare=False)
 
     def max_scores(self, bag: BagTruth) -> npt.NDArray[np.float32]:
         """(C,) best score per class over the bag's images (0 where none)."""
@@ -133,45 +155,23 @@ def check_comparable(candidate: ModelRun, baseline: ModelRun) -> None:
         )
 
 
-def _verified(path: Path, suite: Suite) -> None:
-    rel = path.relative_to(suite.root).as_posix()
-    expected = suite.files.get(rel)
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if expected is None or digest.hexdigest() != expected:
-        raise SuiteError(
-            f"{path}: changed since the suite was made (SHA-256 differs from suite.json); "
-            "the suite cannot vouch for this run"
-        )
-
-
-def load_suite_image(image: SuiteImage, suite: Suite, *, channels: bool) -> Frame:
-    """The image as a Frame, its files checked against the suite's hashes. `channels`:
-    the 16-bit pair when the record names one (for dual-energy models and for checks that
-    edit pixels), else the `file_name` file (pseudo-colour: what operators see)."""
-    if channels and image.channels is not None:
-        high, low = image.channels
-        _verified(high, suite)
-        _verified(low, suite)
-        return load_image(high)  # the suite checked the pair is <stem>_high/_low.png
-    _verified(image.file, suite)
-    return load_image(image.file)
-
-
 def _prepared(
-    detector: Detector, suite: Suite, images: Sequence[SuiteImage], channels: bool
-) -> Iterator[tuple[SuiteImage, PreparedFrame]]:
-    """The images read, checked and preprocessed on a second thread, PREFETCH ahead."""
+    detector: Detector,
+    suite: Suite,
+    images: Sequence[SuiteImage],
+    channels: bool,
+    keep: Collection[str],
+) -> Iterator[tuple[SuiteImage, PreparedFrame, Frame | None]]:
+    """The images read, checked and preprocessed on a second thread, PREFETCH ahead; the
+    frames of the images in `keep` come along (for the checks that screen them again)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-test-read") as pool:
         preprocessor = detector.preprocessor()  # used by the pool's one thread only
 
-        def prepare(image: SuiteImage) -> PreparedFrame:
+        def prepare(image: SuiteImage) -> tuple[PreparedFrame, Frame | None]:
             frame = load_suite_image(image, suite, channels=channels)
-            return detector.prepare(frame, preprocessor)
+            return detector.prepare(frame, preprocessor), frame if image.ref in keep else None
 
-        pending: list[tuple[SuiteImage, Future[PreparedFrame]]] = []
+        pending: list[tuple[SuiteImage, Future[tuple[PreparedFrame, Frame | None]]]] = []
         queue = iter(images)
         for image in queue:
             pending.append((image, pool.submit(prepare, image)))
@@ -182,19 +182,25 @@ def _prepared(
             nxt = next(queue, None)
             if nxt is not None:
                 pending.append((nxt, pool.submit(prepare, nxt)))
-            yield image, future.result()
+            yield image, *future.result()
 
 
 def run_model(
-    detector: Detector, info: ModelInfo, suite: Suite, progress: Progress | None = None
+    detector: Detector,
+    info: ModelInfo,
+    suite: Suite,
+    progress: Progress | None = None,
+    keep: Collection[str] = (),
 ) -> ModelRun:
-    """Screen every suite image with the model; ModelRun keyed by image ref, suite order."""
+    """Screen every suite image with the model; ModelRun keyed by image ref, suite order,
+    holding the frames of the refs in `keep`."""
     start = time.perf_counter()
     results: dict[str, FrameResult] = {}
+    kept: dict[str, Frame] = {}
     channels = info.representation == "dual_energy"
     total = len(suite.images)
-    prepared = _prepared(detector, suite, suite.images, channels)
-    for done, (image, ready) in enumerate(prepared, start=1):
+    prepared = _prepared(detector, suite, suite.images, channels, frozenset(keep))
+    for done, (image, ready, frame) in enumerate(prepared, start=1):
         run = detector.detect_prepared(ready)
         results[image.ref] = FrameResult(
             image.ref,
@@ -202,8 +208,11 @@ def run_model(
             sum(run.timings_ms.values()),
             run.timings_ms.get("inference", 0.0),
         )
+        if frame is not None:
+            kept[image.ref] = frame
         if progress is not None:
             progress(done, total)
     return ModelRun(
-        info, suite.name, suite.sha256, suite.label_version, results, time.perf_counter() - start
-    )
+        info, suite.name, suite.sha256, suite.label_version, results,
+        time.perf_counter() - start, kept,
+    )  # fmt: skip

@@ -42,7 +42,19 @@ def add_parser(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     p.add_argument("--no-record", action="store_true", help="do not add the run to the image log")
+    add_thresholds_option(p, "the model (the baseline runs as the device runs it)")
     p.set_defaults(func=run)
+
+
+def add_thresholds_option(p: argparse.ArgumentParser, file_for: str) -> None:
+    p.add_argument(
+        "--thresholds",
+        metavar="manifest|device|FILE",
+        help="the per-class thresholds each model is judged at: 'manifest' (shipped), "
+        "'device' (the data directory's `edge calibrate thresholds` overrides for that model, "
+        "else its manifest's: what `edge serve` runs; the default), or a JSON file of class "
+        f"thresholds for {file_for}",
+    )
 
 
 def data_dir_of(args: argparse.Namespace) -> Path:
@@ -59,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
     from edge.validation.regression import run_regression
     from edge.validation.report import HASH_FIELD, build_report, report_sha256
     from edge.validation.report_files import write_report_files
+    from edge.validation.thresholds import rule_from_arg
 
-    data_dir = None if args.no_record else data_dir_of(args)
-    test = run_regression(args.model, args.suite, args.baseline, ProgressBar.for_terminal())
+    data = data_dir_of(args)
+    data_dir = None if args.no_record else data
+    rule = rule_from_arg(args.thresholds, data)
+    test = run_regression(
+        args.model, args.suite, args.baseline, ProgressBar.for_terminal(), thresholds=rule
+    )
     doc = build_report(test)
     doc["run_id"] = new_run_id()
     doc[HASH_FIELD] = report_sha256(doc)
@@ -87,6 +104,15 @@ def _rate(r: dict[str, Any] | None) -> str:
     return f"{r['value']:.3f} [{r['low']:.2f}, {r['high']:.2f}] ({r['hits']}/{r['total']})"
 
 
+def judged_line(model: dict[str, Any]) -> str:
+    """A report model's thresholds in one line: gun 0.35 (device), knife 0.5 (manifest)."""
+    point = model.get("operating_point") or {}
+    per_class = ", ".join(
+        f"{name} {c['threshold']:g} ({c['source']})" for name, c in point.get("classes", {}).items()
+    )
+    return f"{per_class}: {point.get('detail', '-')}"
+
+
 def format_summary(doc: dict[str, Any], report: Path | None, data_dir: Path | None) -> str:
     """What a technician reads: the verdict, the headline figures, every failure."""
     gate, suite, model = doc["gate"], doc["suite"], doc["model"]
@@ -98,8 +124,10 @@ def format_summary(doc: dict[str, Any], report: Path | None, data_dir: Path | No
         f"{suite['images']} images: {suite['threat_bags']} threat bags, "
         f"{suite['clean_bags']} clean): {verdict}",
     ]
+    lines.append(f"  thresholds: {judged_line(model)}")
     if doc.get("baseline"):
-        lines.append(f"  baseline: {doc['baseline']['id']}")
+        lines.append(f"  baseline: {doc['baseline']['id']}, thresholds: "
+                     f"{judged_line(doc['baseline'])}")  # fmt: skip
     for name, r in overall["pd"].items():
         lines.append(f"  Pd {name:<10} {_rate(r)}")
     lines.append(f"  Pfa {'':<9} {_rate(overall['pfa'])}")

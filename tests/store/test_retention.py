@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +169,86 @@ def test_a_negative_policy_is_refused(fields: dict[str, float]) -> None:
 def test_apply_retention_needs_a_policy(open_store: Callable[..., Store]) -> None:
     with pytest.raises(BadInputError, match="no policy"):
         apply_retention(open_store())
+
+
+def keep_raw(store: Store, frame_id: str, minute: int, size: int = 4000) -> Path:
+    """A raw frame as calibration/ingest.py keeps it, last written at T0 + minute."""
+    folder = store.data_dir / "calibration" / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{frame_id}.tiff"
+    path.write_bytes(bytes(size))
+    at = (T0 + timedelta(minutes=minute)).timestamp()
+    os.utime(path, (at, at))
+    return path
+
+
+def profile_naming(store: Store, version: int, *names: str) -> None:
+    """A calibration profile header whose sources are the given files (as given on the
+    command line: any folder, matched by name)."""
+    folder = store.data_dir / "calibration"
+    sources = [{"kind": "air", "path": f"/mnt/usb/{n}", "sha256": "0" * 64} for n in names]
+    (folder / f"scanner-{version:04d}.json").write_text(json.dumps({"sources": sources}))
+
+
+def test_raw_frames_go_before_any_logged_frame_unless_a_profile_names_them(
+    open_store: Callable[..., Store],
+) -> None:
+    store = open_store()
+    alarm = add(store, 1, "alarm", 0)
+    clean = add(store, 2, "clean", 1)
+    pinned = add(store, 3, "clean", 2, pinned=True)
+    old_raw = keep_raw(store, "raw-old", 0)
+    named = keep_raw(store, "raw-named", 1)
+    new_raw = keep_raw(store, "raw-new", 5)
+    of_pinned = keep_raw(store, pinned, 2)
+    half_written = store.data_dir / "calibration" / "raw" / ".raw-newest.tmp.tiff"
+    half_written.write_bytes(bytes(4000))
+    profile_naming(store, 1, "raw-named.tiff")
+    images = store.images_bytes
+    # The quota counts the raw frames: one raw frame over it deletes the oldest raw frame only.
+    report = apply_retention(store, RetentionPolicy(quota_bytes=images + 4 * 4000 - 1))
+    assert (report.deleted_frames, report.raw_deleted) == (0, 1)
+    assert report.raw_freed_bytes == 4000 and report.raw_bytes == 3 * 4000
+    assert not old_raw.exists() and new_raw.exists() and named.exists()
+    assert half_written.exists()  # not yet stale: its writer is still at work
+    # Under more pressure the other unnamed raw frame goes, then the clean bag; the named
+    # raw frame, the pinned frame's raw frame and the alarm bag stay.
+    report = apply_retention(store, RetentionPolicy(quota_bytes=images + 2 * 4000 - 1))
+    assert (report.raw_deleted, report.by_class) == (1, {"clean": 1})
+    assert not new_raw.exists() and named.exists() and of_pinned.exists()
+    assert {f.id for f in store.list_frames()} == {alarm, pinned}
+    assert clean not in {f.id for f in store.list_frames()}
+    event = store.list_events(kind="retention")[0]
+    assert event["details"]["raw_deleted"] == 1 and "1 raw calibration frames" in event["message"]
+
+
+def test_old_raw_frames_go_by_age(open_store: Callable[..., Store]) -> None:
+    store = open_store()
+    old, recent = keep_raw(store, "raw-old", 0), keep_raw(store, "raw-recent", 60 * 24 * 10)
+    named = keep_raw(store, "raw-named", 0)
+    profile_naming(store, 1)
+    profile_naming(store, 2, "raw-named.tiff")  # an older profile's sources count as well
+    report = apply_retention(store, RetentionPolicy(max_age_days=5), now=T0 + timedelta(days=12))
+    assert (report.deleted_frames, report.raw_deleted) == (0, 1)
+    assert not old.exists() and recent.exists() and named.exists()
+
+
+def test_an_unreadable_profile_keeps_every_raw_frame(
+    open_store: Callable[..., Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store()
+    kept = keep_raw(store, "raw-old", 0)
+    (store.data_dir / "calibration" / "scanner-0001.json").write_text('{"sources": [')
+    with caplog.at_level(logging.WARNING, logger="edge.store.raw_frames"):
+        report = apply_retention(store, RetentionPolicy(quota_bytes=0))
+    assert report.raw_deleted == 0 and kept.exists() and report.bytes_still_needed > 0
+    assert "every raw frame kept" in caplog.text
+
+
+def test_a_stale_temp_file_is_removed(open_store: Callable[..., Store]) -> None:
+    store = open_store()
+    stale = keep_raw(store, "x", 0).with_name(".left-by-a-crash.tmp.tiff")
+    stale.write_bytes(b"partial")
+    os.utime(stale, (0, 0))
+    apply_retention(store, RetentionPolicy(quota_bytes=10**9))
+    assert not stale.exists()
