@@ -29,6 +29,7 @@ from edge.store.images import (
     remove_files,
     write_durable,
 )
+from edge.store.raw_frames import raw_bytes
 from edge.store.reconcile import delete_rows
 from edge.store.records import StoredFrame
 from edge.store.retention import RetentionPolicy, enforce
@@ -37,6 +38,7 @@ from edge.store.rows import FrameIds, frame_row
 logger = logging.getLogger(__name__)
 
 AGE_CHECK_INTERVAL_S = 3600.0
+RAW_RECOUNT_S = 60.0  # raw calibration frames are re-measured this often for the quota
 
 
 class FrameLog:
@@ -60,6 +62,7 @@ class FrameLog:
         self.known_dirs: set[Path] = set()
         self._ids = FrameIds()
         self._next_age_check = 0.0
+        self._raw_bytes, self._raw_counted = 0, float("-inf")
 
     def free_bytes(self) -> int:
         """Free bytes on the data disk, or under capacity_bytes when that is smaller."""
@@ -133,8 +136,13 @@ class FrameLog:
         policy = self.retention
         if policy is None:
             return
-        age_due = policy.max_age_days is not None and time.monotonic() >= self._next_age_check
-        if age_due or policy.bytes_needed(self.free_bytes(), self.images_bytes, incoming) > 0:
+        now = time.monotonic()
+        age_due = policy.max_age_days is not None and now >= self._next_age_check
+        if now - self._raw_counted >= RAW_RECOUNT_S:  # they count towards the quota too
+            self._raw_bytes, self._raw_counted = raw_bytes(self.data_dir), now
+        used = self.images_bytes + self._raw_bytes
+        if age_due or policy.bytes_needed(self.free_bytes(), used, incoming) > 0:
             if age_due:
                 self._next_age_check = time.monotonic() + AGE_CHECK_INTERVAL_S
-            enforce(self, db, policy, incoming=incoming)
+            report = enforce(self, db, policy, incoming=incoming)
+            self._raw_bytes = report.raw_bytes  # what retention left, counted as it ran

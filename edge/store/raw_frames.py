@@ -18,6 +18,7 @@ them apart:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -74,6 +75,20 @@ def _profile_sources(data_dir: Path) -> set[str] | None:
             )  # fmt: skip
             return None
     return names
+
+
+def raw_bytes(data_dir: Path) -> int:
+    """What the raw frames use, from one directory listing (stat only)."""
+    total = 0
+    try:
+        with os.scandir(raw_dir(data_dir)) as entries:
+            for entry in entries:
+                if entry.name.endswith(RAW_SUFFIX) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        total += entry.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        return 0
+    return total
 
 
 class RawFrames:

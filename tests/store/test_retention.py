@@ -252,3 +252,17 @@ def test_a_stale_temp_file_is_removed(open_store: Callable[..., Store]) -> None:
     os.utime(stale, (0, 0))
     apply_retention(store, RetentionPolicy(quota_bytes=10**9))
     assert not stale.exists()
+
+
+def test_a_write_over_the_quota_counts_the_raw_frames(open_store: Callable[..., Store]) -> None:
+    """Raw calibration frames alone can push the log over its quota: the next frame written
+    then deletes the oldest unnamed raw frame, without anyone calling apply_retention."""
+    first = open_store()
+    add(first, 7, "clean", 0)
+    size = first.images_bytes
+    older, newer = keep_raw(first, "raw-a", 0), keep_raw(first, "raw-b", 1)
+    first.close()
+    store = open_store(retention=RetentionPolicy(quota_bytes=2 * size + 4000 + 10))
+    add(store, 7, "clean", 5)  # the same pixels: the same size again
+    assert not older.exists() and newer.exists()
+    assert len(store.list_frames()) == 2
