@@ -32,6 +32,7 @@ from edge.api.exports import exports_router
 from edge.api.frames import IMAGE_CACHE_CONTROL, UploadTooLargeError, frames_router
 from edge.api.metrics import LatencyMetrics, metrics_router
 from edge.api.models import models_router
+from edge.api.run_jobs import TestJobs
 from edge.api.runs import runs_router
 from edge.auth import AuthError
 from edge.errors import EdgeError
@@ -109,6 +110,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         heartbeat_s=ctx.event_heartbeat_s,
     )
     latency = LatencyMetrics()
+    test_jobs = TestJobs()  # test runs started over the API; a running one ends with the app
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +119,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         try:
             yield
         finally:
+            test_jobs.close()
             hub.stop()
             unsubscribe()
 
@@ -167,7 +170,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(frames_router(ctx, hub))
     app.include_router(events_router(ctx, hub))
     app.include_router(models_router(ctx))
-    app.include_router(runs_router(ctx))
+    app.include_router(runs_router(ctx, test_jobs))
     app.include_router(exports_router(ctx))
     app.include_router(metrics_router(ctx, hub, latency))
     app.include_router(audit_router(ctx))

@@ -8,14 +8,18 @@ const ui = {
   noRole: el("no-role"), active: el("active"), modelError: el("model-error"),
   history: el("model-history"), upgradeForm: el("upgrade-form"), bundle: el("bundle"),
   upgrade: el("upgrade"), rollback: el("rollback"), progress: el("upgrade-progress"),
-  step: el("upgrade-step"), upgradeOutcome: el("upgrade-outcome"), testForm: el("test-form"),
-  suite: el("suite"), startTest: el("start-test"), testOutcome: el("test-outcome"), runs: el("runs"),
+  step: el("upgrade-step"), upgradeOutcome: el("upgrade-outcome"),
+  startRegression: el("start-regression"), acceptanceForm: el("acceptance-form"),
+  site: el("acceptance-site"), operator: el("acceptance-operator"),
+  startAcceptance: el("start-acceptance"), testOutcome: el("test-outcome"), runs: el("runs"),
   thresholdsSource: el("thresholds-source"), thresholds: el("thresholds"),
   auditVerify: el("audit-verify"), auditEntries: el("audit-entries"), auditNewer: el("audit-newer"),
   auditOlder: el("audit-older"), auditPage: el("audit-page"),
 };
 const AUDIT_PAGE = 25;
+const JOB_POLL_MS = 2000;
 let auditOffset = 0;
+let jobTimer = null;
 
 function emptyRow(span, text) {
   const tr = document.createElement("tr");
@@ -125,15 +129,73 @@ async function loadRuns() {
   const rows = runs.items.map((r) => {
     const tr = document.createElement("tr");
     const link = document.createElement("a");
-    link.href = `/api/tests/${encodeURIComponent(r.id)}/report`;
+    link.href = `/api/tests/${encodeURIComponent(r.id)}/report?format=html`;
+    link.target = "_blank";
     link.textContent = "report";
     const reportCell = document.createElement("td");
     reportCell.append(link);
-    tr.append(make("td", r.id, "mono"), make("td", r.kind || r.suite || ""), make("td", r.state || ""),
-      make("td", r.started ? dateTime(r.started) : ""), reportCell);
+    tr.append(make("td", r.id, "mono"), make("td", r.kind || ""),
+      make("td", r.passed ? "PASSED" : `FAILED (${r.failures})`, r.passed ? "" : "bad"),
+      make("td", r.created ? dateTime(r.created) : ""), make("td", r.model || ""), reportCell);
     return tr;
   });
-  ui.runs.replaceChildren(...(rows.length ? rows : [emptyRow(5, "no test runs yet")]));
+  ui.runs.replaceChildren(...(rows.length ? rows : [emptyRow(6, "no test runs yet")]));
+}
+
+// A test job started here (or by another technician): its state, refreshed until it ends.
+const JOB_WORDS = { passed: "passed", failed: "FAILED", error: "could not finish" };
+
+function showJob(job) {
+  const who = job.kind === "acceptance" ? `Acceptance (${job.site}, ${job.operator})` : "Regression suite";
+  const since = dateTime(job.started);
+  if (job.state === "running") {
+    ui.testOutcome.hidden = false;
+    ui.testOutcome.className = "note outcome running";
+    ui.testOutcome.textContent = `${who}: running since ${since}, started by ${job.by}…`;
+  } else {
+    const run = job.run_id ? ` Run ${job.run_id} is in the list below.` : "";
+    const note = job.message ? ` ${job.message}.` : "";
+    outcome(ui.testOutcome, job.state === "passed", `${who} ${JOB_WORDS[job.state]}.${note}${run}`);
+  }
+  ui.startRegression.disabled = ui.startAcceptance.disabled = job.state === "running";
+}
+
+async function followJob(id) {
+  clearTimeout(jobTimer);
+  let job;
+  try {
+    job = await getJSON(`/api/tests/jobs/${encodeURIComponent(id)}`);
+  } catch (err) {
+    outcome(ui.testOutcome, false, `test job: ${err.message}`);
+    ui.startRegression.disabled = ui.startAcceptance.disabled = false;
+    return;
+  }
+  showJob(job);
+  if (job.state === "running") {
+    jobTimer = setTimeout(() => followJob(id), JOB_POLL_MS);
+    return;
+  }
+  await loadRuns().catch((err) => outcome(ui.testOutcome, false, `test runs: ${err.message}`));
+  loadAudit().catch(auditFailed);
+}
+
+// On load: follow the newest job if it still runs (it may have been started elsewhere).
+async function resumeJob() {
+  const jobs = await getJSON("/api/tests/jobs");
+  const newest = jobs.items[0];
+  if (newest && newest.state === "running") await followJob(newest.job);
+}
+
+async function startJob(body) {
+  ui.startRegression.disabled = ui.startAcceptance.disabled = true;
+  try {
+    const job = await postJSON("/api/tests", body);
+    showJob(job);
+    jobTimer = setTimeout(() => followJob(job.job), JOB_POLL_MS);
+  } catch (err) {
+    outcome(ui.testOutcome, false, refusal(err));
+    ui.startRegression.disabled = ui.startAcceptance.disabled = false;
+  }
 }
 
 // The outcome in plain words: accepted, or refused and why (the API's message).
@@ -144,7 +206,7 @@ function outcome(target, ok, text) {
 }
 
 function refusal(err) {
-  return err.status === 501 ? `Not available yet: ${err.message}` : `Refused: ${err.message}`;
+  return err.status === 501 ? `Not available: ${err.message}` : `Refused: ${err.message}`;
 }
 
 async function modelChange(url, body, busyWords, doneWords) {
@@ -178,18 +240,10 @@ ui.upgradeForm.addEventListener("submit", (e) => {
 ui.rollback.addEventListener("click", () => {
   modelChange("/api/models/rollback", {}, "rolling back…", "Rolled back: the previous model is active.");
 });
-ui.testForm.addEventListener("submit", async (e) => {
+ui.startRegression.addEventListener("click", () => startJob({ kind: "regression" }));
+ui.acceptanceForm.addEventListener("submit", (e) => {
   e.preventDefault();
-  ui.startTest.disabled = true;
-  try {
-    const run = await postJSON("/api/tests", { suite: ui.suite.value });
-    outcome(ui.testOutcome, true, `Test run ${run.id || ""} started.`);
-    await loadRuns();
-  } catch (err) {
-    outcome(ui.testOutcome, false, refusal(err));
-  } finally {
-    ui.startTest.disabled = false;
-  }
+  startJob({ kind: "acceptance", site: ui.site.value.trim(), operator: ui.operator.value.trim() });
 });
 
 loadMe()
@@ -203,6 +257,7 @@ loadMe()
     }
     loadModels().catch((err) => outcome(ui.modelError, false, `models: ${err.message}`));
     loadRuns().catch((err) => outcome(ui.testOutcome, false, `test runs: ${err.message}`));
+    if (me.may.includes("test")) resumeJob().catch((err) => console.warn("test jobs", err));
     loadAudit().catch(auditFailed);
   })
   .catch((err) => console.warn("who am I?", err));
