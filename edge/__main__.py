@@ -1,0 +1,5 @@
+"""`python -m edge ...`: the same as the `edge` command."""
+
+from edge.cli import main
+
+raise SystemExit(main())
