@@ -38,21 +38,22 @@ def test_technicians_and_vendors_page_through_newest_first(
     audited: tuple[TestClient, Path], name: str
 ) -> None:
     client, _ = audited
-    login(client, name)
+    login(client, name)  # itself the newest entry: logins are audited
     first = client.get("/api/audit", params={"limit": 10}).json()
-    assert (first["total"], first["limit"], first["offset"]) == (30, 10, 0)
-    assert [e["id"] for e in first["items"]] == list(range(30, 20, -1))
-    newest = first["items"][0]
+    assert (first["total"], first["limit"], first["offset"]) == (31, 10, 0)
+    assert [e["id"] for e in first["items"]] == list(range(31, 21, -1))
+    login_entry, newest = first["items"][0], first["items"][1]
+    assert (login_entry["actor"], login_entry["action"]) == (f"user:{name}", "login")
     assert (newest["actor"], newest["action"], newest["message"]) == (
         "user:tom30",
         "rollback",
         "step 30",
     )
     assert newest["details"] == {"n": 30} and len(newest["hash"]) == 64 and newest["at"]
-    assert first["verification"] == {"ok": True, "entries": 30, "first_bad": None, "problem": None}
-    last = client.get("/api/audit", params={"limit": 10, "offset": 25}).json()
+    assert first["verification"] == {"ok": True, "entries": 31, "first_bad": None, "problem": None}
+    last = client.get("/api/audit", params={"limit": 10, "offset": 26}).json()
     assert [e["id"] for e in last["items"]] == [5, 4, 3, 2, 1]
-    assert client.get("/api/audit", params={"offset": 30}).json()["items"] == []
+    assert client.get("/api/audit", params={"offset": 31}).json()["items"] == []
 
 
 def test_others_are_refused(audited: tuple[TestClient, Path]) -> None:
@@ -101,9 +102,9 @@ def test_an_empty_log_verifies_and_a_service_without_data_says_so(
 ) -> None:
     store = Store(tmp_path / "fresh")
     pipeline = Pipeline(None, store=store)
+    token = users.create_token("vera")  # a script's token: no login, so the log stays empty
     with TestClient(create_app(AppContext(service=pipeline, users=users, store=store))) as client:
-        login(client, "vera")
-        page = client.get("/api/audit").json()
+        page = client.get("/api/audit", headers={"Authorization": f"Bearer {token}"}).json()
         assert (page["items"], page["total"], page["verification"]["ok"]) == ([], 0, True)
     with TestClient(create_app(AppContext(service=pipeline, users=users))) as client:
         login(client, "vera")

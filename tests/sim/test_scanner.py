@@ -68,6 +68,8 @@ def appliance() -> Iterator[Appliance]:
         screener.start()
         assert link.wait_connected(5)
         yield app
+        with app.screened.mutex:  # frames still waiting for a (slow) RESULT are dropped
+            app.screened.queue.clear()
         app.screened.put(None)
         screener.join(5)
         link.stop()
@@ -118,11 +120,18 @@ def test_stop_with_drain_awaits_every_answer(appliance: Appliance, drain: bool) 
     emulator = ScannerEmulator(
         appliance.scanner_port, rate_hz=20, bags=1000, seed=300, downsample=8, timeout_s=10
     )
-    stopper = threading.Timer(2.0, emulator.stop, kwargs={"drain": drain})
+
+    def stop_after_three_bags() -> None:  # by bags received, not by time: the CPU may be busy
+        deadline = time.monotonic() + 60
+        while len(appliance.frames) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emulator.stop(drain=drain)
+
+    stopper = threading.Thread(target=stop_after_three_bags)
     stopper.start()
     report = emulator.run()
     stopper.join()
-    assert 2 <= report.sent < 1000
+    assert 3 <= report.sent < 1000
     if drain:
         assert report.ok(), report.summary()
         assert report.results == report.stored == report.sent == report.bags
