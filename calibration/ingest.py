@@ -18,6 +18,7 @@ import numpy as np
 
 from calibration import profile as profiles
 from calibration.errors import CalibrationInputError
+from calibration.materials import MaterialCurves
 from edge.frames import Frame
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,15 @@ class FrameCalibration:
                 except CalibrationInputError as exc:
                     logger.error("calibration profile not loaded: %s", exc.message)
             return self._profile
+
+    def material_curves(self) -> tuple[str, MaterialCurves] | None:
+        """The active profile's name and its fitted material curves (from step-wedge scans),
+        or None when no profile or no curves: the material view then keeps the fixed
+        ratio thresholds of edge.pseudocolor."""
+        current = self._current()
+        if current is None or current.curves is None:
+            return None
+        return current.name, current.curves
 
     def apply(self, frame: Frame) -> Frame:
         """The corrected frame (a new Frame), or `frame` itself when there is nothing to do."""

@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from calibration.materials import MaterialCurves, classify
 from edge.api.access import MayDecide, MayUpload, logged_in
 from edge.api.context import AppContext
 from edge.api.events import EventHub
@@ -252,17 +253,29 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
         (organic orange, inorganic green, metal blue)."""
         side = thumbnail_side(max_side)
         found = held(frame_id)
-        key = (frame_id, view, boxes, side or 0)
+        curves = _curves() if view == "material" else None
+        variant = view if curves is None else f"{view}@{curves[0]}"  # a new profile re-renders
+        key = (frame_id, variant, boxes, side or 0)
         png = rendered.get(key)
         if png is None:
-            png = _render(frame_id, view, found, boxes, side)
+            png = _render(frame_id, view, found, boxes, side, curves)
             rendered.put(key, png)
         return Response(png, media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL})
 
+    def _curves() -> tuple[str, MaterialCurves] | None:
+        """The material curves fitted at calibration, when frames are corrected with a profile
+        that has them (the view then classifies as the technician calibrated it)."""
+        return None if ctx.calibration is None else ctx.calibration.material_curves()
+
     def _render(
-        frame_id: str, view: View, found: ScreenedFrame | None, boxes: bool, max_side: int | None
+        frame_id: str,
+        view: View,
+        found: ScreenedFrame | None,
+        boxes: bool,
+        max_side: int | None,
+        curves: tuple[str, MaterialCurves] | None = None,
     ) -> bytes:
-        image, palette = _view(frame_id, view, found)
+        image, palette = _view(frame_id, view, found, curves)
         scale = 1.0
         if max_side is not None and max(image.shape[:2]) > max_side:
             if palette is not None:  # indices cannot be averaged: their colours can
@@ -277,7 +290,10 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
         return encode_png(image, palette)
 
     def _view(
-        frame_id: str, view: View, found: ScreenedFrame | None
+        frame_id: str,
+        view: View,
+        found: ScreenedFrame | None,
+        curves: tuple[str, MaterialCurves] | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]:
         """The view's pixels, and the palette when they are indices into one."""
         if view == "pseudo" and found is not None:
@@ -300,6 +316,8 @@ def frames_router(ctx: AppContext, hub: EventHub) -> APIRouter:
             raise ViewUnavailableError(f"frame {frame_id} has one energy only: no {view} view")
         if view == "low":
             return grey_view(pixels.low), None
+        if curves is not None:
+            return classify(pixels.high, pixels.low, curves[1]), MATERIAL_PALETTE
         return material_index(pixels.high, pixels.low), MATERIAL_PALETTE
 
     def _pixels(frame_id: str, found: ScreenedFrame | None) -> Frame:

@@ -161,3 +161,36 @@ def test_8_bit_colour_uploads_and_other_widths_pass_uncorrected(
     record = client.post("/api/frames", files=files).json()
     assert record["calibration"]["profile"] is None
     assert "300" in record["calibration"]["reason"] or "width" in record["calibration"]["reason"]
+
+
+def test_the_material_view_classifies_with_the_profiles_fitted_curves(
+    calibrated: tuple[TestClient, Store], tmp_path: Path
+) -> None:
+    """With curves fitted at calibration the material view uses them (here a deliberately
+    odd pair: every ratio below 10 is organic); the fixed thresholds would say otherwise."""
+    from calibration.materials import GRID, MaterialCurves, classify
+    from edge.api.views import MATERIAL_PALETTE, material_index
+
+    client, store = calibrated
+    truth = render_wedges(frame=(220, WIDTH), seed=5)
+    raw = raw_frame({"high": truth.high, "low": truth.low}, RESPONSE, seed=6)
+    files = {"file": ("scan.tiff", two_page_tiff(raw), "image/tiff")}
+    frame_id = client.post("/api/frames", files=files).json()["id"]
+    logged = store.load_image(frame_id)
+    assert logged.high is not None and logged.low is not None
+
+    def material_png() -> np.ndarray:
+        response = client.get(f"/api/frames/{frame_id}/image", params={"view": "material"})
+        assert response.status_code == 200
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(response.content, np.uint8), 1),
+                            cv2.COLOR_BGR2RGB)  # fmt: skip
+
+    fixed = MATERIAL_PALETTE[material_index(logged.high, logged.low)]
+    assert (material_png() == fixed).all()  # the profile has no curves yet
+    odd = MaterialCurves(np.full(len(GRID), 10, np.float32), np.full(len(GRID), 20, np.float32), {})
+    dark = [Scan(f"d{i}", dark_scan(RESPONSE, 80, seed=i)) for i in range(3)]
+    air = [Scan(f"a{i}", air_scan(RESPONSE, 80, seed=9 + i)) for i in range(3)]
+    profiles.save(tmp_path / "data", build_flatfield(dark, air), odd, [], {})
+    expected = MATERIAL_PALETTE[classify(logged.high, logged.low, odd)]
+    shown = material_png()
+    assert (shown == expected).all() and not (expected == fixed).all()
