@@ -1,8 +1,7 @@
 """GET /api/audit: the audit log (model upgrades, rollbacks, calibrations, ...) for
 technicians and vendors, newest first and paged, with the hash chain's verification.
 
-The entries are read here, read-only and a page at a time (edge.upgrade.audit reads the
-whole table); the chain is checked by edge.upgrade.audit.verify, the same walk as
+The entries are read read-only and a page at a time (edge.upgrade.audit.page); the chain is checked by edge.upgrade.audit.verify, the same walk as
 `edge audit verify`, so the page and the command cannot disagree.
 """
 
@@ -18,7 +17,7 @@ from fastapi import APIRouter, Query
 from edge.api.access import MayReadAudit
 from edge.api.context import AppContext
 from edge.errors import EdgeError
-from edge.upgrade.audit import FIELDS, TABLE, verify
+from edge.upgrade.audit import FIELDS, page, verify
 
 
 class NoDataDirError(EdgeError):
@@ -46,28 +45,12 @@ def _details(text: Any) -> Any:
 
 def read_page(data_dir: Path, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     """Entries newest first (`limit` from `offset`) and how many there are in all."""
-    db_path = data_dir / "edge.db"
-    if not db_path.is_file():
-        return [], 0
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        rows, total = page(data_dir, limit, offset)
     except sqlite3.Error as exc:
-        raise AuditUnreadableError(f"audit log: cannot open {db_path} ({exc})") from None
-    conn.row_factory = sqlite3.Row
-    try:
-        known = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
-        ).fetchone()
-        if not known:
-            return [], 0
-        total = int(conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
-        rows = conn.execute(
-            f"SELECT * FROM {TABLE} ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise AuditUnreadableError(f"audit log: cannot read {db_path} ({exc})") from None
-    finally:
-        conn.close()
+        raise AuditUnreadableError(
+            f"audit log: cannot read {data_dir / 'edge.db'} ({exc})"
+        ) from None
     items = [
         {k: row[k] for k in FIELDS} | {"details": _details(row["details"]), "hash": row["hash"]}
         for row in rows

@@ -9,11 +9,12 @@ so appends from the service and from `edge` commands are serialised by SQLite it
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,21 +145,43 @@ def record(
     return int(row["id"])
 
 
-def _rows(data_dir: Path) -> list[sqlite3.Row]:
-    db_path = data_dir / "edge.db"
-    if not db_path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+@contextlib.contextmanager
+def _reading(data_dir: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to the audit log, or None when there is no log yet (no
+    database, or a database from before the audit log's migration)."""
+    db_path = Path(data_dir) / "edge.db"
+    if not db_path.is_file():
+        yield None
+        return
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     conn.row_factory = sqlite3.Row
     try:
         known = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
         ).fetchone()
-        if not known:
-            return []
-        return conn.execute(f"SELECT * FROM {TABLE} ORDER BY id").fetchall()
+        yield conn if known else None
     finally:
         conn.close()
+
+
+def _rows(data_dir: Path) -> list[sqlite3.Row]:
+    with _reading(data_dir) as conn:
+        if conn is None:
+            return []
+        return conn.execute(f"SELECT * FROM {TABLE} ORDER BY id").fetchall()
+
+
+def page(data_dir: Path, limit: int, offset: int) -> tuple[list[sqlite3.Row], int]:
+    """Raw rows newest first (`limit` from `offset`) and how many there are in all, read a
+    page at a time (the console pages through a log that only grows)."""
+    with _reading(data_dir) as conn:
+        if conn is None:
+            return [], 0
+        total = int(conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
+        rows = conn.execute(
+            f"SELECT * FROM {TABLE} ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()
+        return rows, total
 
 
 def entries(data_dir: Path, limit: int | None = None) -> list[AuditEntry]:
