@@ -11,7 +11,7 @@ from typing import Literal, get_args
 Role = Literal["operator", "technician", "vendor"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
-Action = Literal["decide", "upload", "upgrade", "rollback", "test", "export"]
+Action = Literal["decide", "upload", "upgrade", "rollback", "test", "export", "audit"]
 PERMISSIONS: dict[Action, tuple[Role, ...]] = {
     "decide": ("operator",),  # clear / search / threat on a bag
     # Operators rescan a bag from a file; technicians screen test images when commissioning.
@@ -20,6 +20,7 @@ PERMISSIONS: dict[Action, tuple[Role, ...]] = {
     "rollback": ("technician",),
     "test": ("technician", "vendor"),  # regression and acceptance runs
     "export": ("vendor",),  # logged images to a data set for labelling
+    "audit": ("technician", "vendor"),  # read the audit log (a read, but not for operators)
 }
 
 

@@ -133,7 +133,7 @@ def test_bearer_tokens_need_no_csrf_and_stop_when_revoked(
         "name": "tom",
         "role": "technician",
         "via": "token",
-        "may": ["rollback", "test", "upgrade", "upload"],
+        "may": ["audit", "rollback", "test", "upgrade", "upload"],
     }
     response = client.post("/api/models/upgrade", headers=auth)
     assert response.status_code == 501 and response.json()["error"]["code"] == "not_available"

@@ -248,7 +248,7 @@ ui.acceptanceForm.addEventListener("submit", (e) => {
 
 loadMe()
   .then((me) => {
-    const any = ["upgrade", "rollback", "test", "export"].some((a) => me.may.includes(a));
+    const any = ["upgrade", "rollback", "test", "export", "audit"].some((a) => me.may.includes(a));
     if (!any) {
       ui.noRole.hidden = false;
       ui.noRole.textContent = `Nothing here for the ${me.role} role: models, upgrades, test runs and ` +
@@ -258,7 +258,7 @@ loadMe()
     loadModels().catch((err) => outcome(ui.modelError, false, `models: ${err.message}`));
     loadRuns().catch((err) => outcome(ui.testOutcome, false, `test runs: ${err.message}`));
     if (me.may.includes("test")) resumeJob().catch((err) => console.warn("test jobs", err));
-    loadAudit().catch(auditFailed);
+    if (me.may.includes("audit")) loadAudit().catch(auditFailed);
   })
   .catch((err) => console.warn("who am I?", err));
 startStatusBar();
