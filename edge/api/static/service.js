@@ -19,6 +19,7 @@ const ui = {
 const AUDIT_PAGE = 25;
 const JOB_POLL_MS = 2000;
 let auditOffset = 0;
+let me = null; // who is logged in (GET /api/me), once known
 let jobTimer = null;
 
 function emptyRow(span, text) {
@@ -209,11 +210,34 @@ function refusal(err) {
   return err.status === 501 ? `Not available: ${err.message}` : `Refused: ${err.message}`;
 }
 
+// The engine writes an audit entry as an upgrade passes each stage: while one runs, the
+// newest entry says how far it got (the regression gate is the long part).
+const STAGES = {
+  "upgrade-started": "copying the bundle and checking its signature and files…",
+  "upgrade-verified": "signature and files verified; running the regression suite against the active model (minutes)…",
+  "upgrade-activated": "passed the gate and activated; checking the new model screens a test frame…",
+};
+
+function followStages(busyWords) {
+  let since = null;
+  const poll = async () => {
+    const newest = (await getJSON("/api/audit?limit=1")).items[0];
+    if (since === null) since = newest ? newest.id : 0;
+    else if (newest && newest.id > since && STAGES[newest.action]) {
+      ui.step.textContent = `${busyWords} ${STAGES[newest.action]}`;
+    }
+  };
+  poll().catch(() => {}); // the audit log is a help here, not a condition
+  const timer = setInterval(() => poll().catch(() => {}), 1000);
+  return () => clearInterval(timer);
+}
+
 async function modelChange(url, body, busyWords, doneWords) {
   ui.upgrade.disabled = ui.rollback.disabled = true;
   ui.progress.hidden = false;
   ui.step.textContent = busyWords;
   ui.upgradeOutcome.hidden = true;
+  const stop = me?.may.includes("audit") ? followStages(busyWords) : () => {};
   try {
     const result = await postJSON(url, body);
     outcome(ui.upgradeOutcome, true, result.message || doneWords);
@@ -226,6 +250,7 @@ async function modelChange(url, body, busyWords, doneWords) {
   } catch (err) {
     auditFailed(err);
   } finally {
+    stop();
     ui.progress.hidden = true;
     ui.upgrade.disabled = ui.rollback.disabled = false;
   }
@@ -247,7 +272,8 @@ ui.acceptanceForm.addEventListener("submit", (e) => {
 });
 
 loadMe()
-  .then((me) => {
+  .then((who) => {
+    me = who;
     const any = ["upgrade", "rollback", "test", "export", "audit"].some((a) => me.may.includes(a));
     if (!any) {
       ui.noRole.hidden = false;
