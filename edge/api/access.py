@@ -95,3 +95,4 @@ def allowed(action: Action) -> Callable[[Principal], Principal]:
 MayDecide = Annotated[Principal, Depends(allowed("decide"))]
 MayUpload = Annotated[Principal, Depends(allowed("upload"))]
 MayReadAudit = Annotated[Principal, Depends(allowed("audit"))]
+MayExport = Annotated[Principal, Depends(allowed("export"))]

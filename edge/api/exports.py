@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.api.access import allowed
+from edge.api.access import MayExport
 from edge.api.context import AppContext
 from edge.api.frames import NoImageLogError
 from edge.export import export_dataset
@@ -31,8 +31,8 @@ class ExportBody(BaseModel):
 def exports_router(ctx: AppContext) -> APIRouter:
     router = APIRouter(prefix="/api/exports", tags=["exports"])
 
-    @router.post("", status_code=201, dependencies=[Depends(allowed("export"))])
-    def export(body: ExportBody) -> dict[str, Any]:
+    @router.post("", status_code=201)
+    def export(who: MayExport, body: ExportBody) -> dict[str, Any]:
         """Write the chosen frames as a COCO data set in DATA/exports/ (vendors); answers
         with the export's summary once written (flags as for `edge export`)."""
         if ctx.store is None or ctx.export_dir is None:
@@ -52,6 +52,7 @@ def exports_router(ctx: AppContext) -> APIRouter:
             sample=body.sample,
             seed=body.seed,
             model_classes={model: ctx.service.class_names} if model else None,
+            actor=f"user:{who.name}",  # the audit log names the vendor, not the service
         )
         return summary.as_json()
 

@@ -19,6 +19,7 @@ from edge.frames import Frame, Result
 from edge.pipeline import Intake, LocalScreener, Pipeline
 from edge.sim.scene import simulate_bag
 from edge.store import Store
+from edge.upgrade import audit
 
 from .accounts import ALARM_OUTPUT, TestClient, login
 
@@ -257,7 +258,7 @@ def test_frames_no_longer_in_memory_come_from_the_log(
 def test_a_vendor_exports_while_the_service_runs(
     logged: tuple[TestClient, Pipeline, Store],
 ) -> None:
-    client, _, _ = logged
+    client, _, store = logged
     client.headers["X-CSRF-Token"] = login(client, "vera")
     response = client.post("/api/exports", json={"alarms": True, "class": "knife"})
     assert response.status_code == 201, response.text
@@ -266,3 +267,6 @@ def test_a_vendor_exports_while_the_service_runs(
     coco = json.loads(Path(summary["annotations_file"]).read_text())
     assert len(coco["images"]) == 4
     assert Path(summary["out"]).parent.name == "exports"
+    newest = audit.entries(store.data_dir)[-1]  # the export is audited as the vendor
+    assert (newest.action, newest.actor) == ("export", "user:vera")
+    assert newest.details["path"] == summary["out"]
