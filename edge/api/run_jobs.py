@@ -88,8 +88,7 @@ def _now() -> str:
 
 
 def edge_argv(verb: str, args: list[str], data_dir: Path) -> list[str]:
-    """The CLI run as a lower-priority child: `nice -n 10 python -m edge.cli VERB ... --json`
-    (edge.cli: the package has no __main__)."""
+    """The CLI run as a lower-priority child: `nice -n 10 python -m edge.cli VERB ... --json`."""
     argv = [sys.executable, "-m", "edge.cli", verb, *args, "--data", str(data_dir), "--json"]
     nice = shutil.which("nice")
     return [nice, "-n", "10", *argv] if nice else argv
