@@ -36,13 +36,22 @@ class DetectionRun:
 @dataclass(frozen=True)
 class PreparedFrame:
     """A frame turned into model input ahead of time (`Detector.prepare`, on another thread):
-    `tensor` (1, C, H, W) float32, a copy owned by this object; `info` its placement; the
+    `tensor` (1, C, H, W) float32, owned by this object; `info` its placement; the
     frame's (height, width) in pixels; `preprocess_ms` what preparing it took."""
 
     tensor: npt.NDArray[np.float32]
     info: LetterboxInfo
     frame_hw: tuple[int, int]
     preprocess_ms: float
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """A prepared frame's raw model outputs (`Detector.infer_prepared`), not yet decoded."""
+
+    outputs: list[npt.NDArray[np.generic]]
+    prepared: PreparedFrame
+    inference_ms: float
 
 
 class Detector:
@@ -161,12 +170,14 @@ class Detector:
         return self._run(lambda: self._preprocessor.from_rgb(rgb), rgb.shape[:2], render_ms)
 
     def preprocessor(self) -> Preprocessor:
-        """A new preprocessor for this model, for one thread that prepares frames."""
-        return Preprocessor(self._spec.manifest.input)
+        """A new preprocessor for this model, for one thread that prepares frames (each
+        into a tensor of its own)."""
+        return Preprocessor(self._spec.manifest.input, fresh=True)
 
     def prepare(self, frame: Frame, preprocessor: Preprocessor) -> PreparedFrame:
         """Preprocess a frame outside the detector's lock with the caller's own preprocessor
-        (one per thread), so that a batch run overlaps preprocessing with inference.
+        (one per thread; `preprocessor()` makes one whose tensors need no copy), so that a
+        batch run overlaps preprocessing with inference.
         BadInputError as `detect` raises it."""
         t0 = time.perf_counter()
         if self._spec.manifest.input.representation == "dual_energy":
@@ -182,13 +193,47 @@ class Detector:
                 rgb = render_pseudocolor(frame.high, frame.low)
             tensor, info = preprocessor.from_rgb(rgb)
         ms = (time.perf_counter() - t0) * 1e3
-        return PreparedFrame(tensor.copy(), info, frame.shape, ms)
+        owned = tensor if preprocessor.fresh else tensor.copy()
+        return PreparedFrame(owned, info, frame.shape, ms)
 
     def detect_prepared(self, prepared: PreparedFrame) -> DetectionRun:
         """Detections of a prepared frame; its timings count the preparation."""
         return self._run(
             lambda: (prepared.tensor, prepared.info), prepared.frame_hw, prepared.preprocess_ms
         )
+
+    def infer_prepared(self, prepared: PreparedFrame) -> RawRun:
+        """Inference alone on a prepared frame; `finish` decodes its outputs. A batch run
+        finishes one frame on another thread while the model runs on the next."""
+        with self._lock:
+            t0 = time.perf_counter()
+            outputs = self._infer(prepared.tensor)
+            inference_ms = (time.perf_counter() - t0) * 1e3
+        return RawRun(outputs, prepared, inference_ms)
+
+    def finish(self, raw: RawRun) -> DetectionRun:
+        """The detections of `infer_prepared`'s outputs (decode, NMS, boxes in frame pixels);
+        safe on any thread (nothing shared is written)."""
+        t0 = time.perf_counter()
+        detections = self._detections(raw.outputs, raw.prepared.info, raw.prepared.frame_hw)
+        return DetectionRun(
+            detections,
+            {
+                "preprocess": raw.prepared.preprocess_ms,
+                "inference": raw.inference_ms,
+                "postprocess": (time.perf_counter() - t0) * 1e3,
+            },
+        )
+
+    def _detections(
+        self,
+        outputs: list[npt.NDArray[np.generic]],
+        info: LetterboxInfo,
+        frame_hw: tuple[int, ...],
+    ) -> Detections:
+        found = self._decode(outputs, self._params)
+        boxes = unletterbox_boxes(found.boxes, info, frame_hw[1], frame_hw[0])
+        return Detections(boxes, found.scores, found.class_ids)
 
     def detect_rgb(self, rgb: npt.NDArray[np.uint8]) -> DetectionRun:
         """Detections for an (H, W, 3) uint8 RGB pseudo-colour image, boxes in its pixels."""
@@ -206,9 +251,7 @@ class Detector:
             t1 = time.perf_counter()
             outputs = self._infer(tensor)
             t2 = time.perf_counter()
-            found = self._decode(outputs, self._params)
-            boxes = unletterbox_boxes(found.boxes, info, frame_hw[1], frame_hw[0])
-            detections = Detections(boxes, found.scores, found.class_ids)
+            detections = self._detections(outputs, info, frame_hw)
             t3 = time.perf_counter()
         return DetectionRun(
             detections,

@@ -123,11 +123,13 @@ class Preprocessor:
 
     Each input value is gain[c] * pixel + offset[c], with gain and offset folded from the
     manifest: pixel / 65535 for 16-bit planes, then * scale, then (x - mean) / std. Not
-    thread-safe: the returned tensor is overwritten by the next call.
+    thread-safe: the returned tensor is overwritten by the next call, unless `fresh`: then
+    every call returns a new tensor (only its border padded), which the caller keeps.
     """
 
-    def __init__(self, spec: InputSpec) -> None:
+    def __init__(self, spec: InputSpec, *, fresh: bool = False) -> None:
         self._spec = spec
+        self._fresh = fresh
         channels = spec.channels
         base = 1.0 if spec.representation == "pseudocolor" else 1.0 / UINT16_FULL_SCALE
         scale = spec.scale if spec.scale is not None else 1.0
@@ -144,6 +146,11 @@ class Preprocessor:
         self._frame_size: tuple[int, int] | None = None
         self._info = LetterboxInfo(1.0, 1.0, 0, 0, spec.width, spec.height)
         self._planes: ImageArray = np.empty((channels, 0, 0), np.uint8)  # sized per frame
+
+    @property
+    def fresh(self) -> bool:
+        """Whether every call returns a new tensor (else one buffer, overwritten)."""
+        return self._fresh
 
     @property
     def tensor(self) -> npt.NDArray[np.float32]:
@@ -194,18 +201,36 @@ class Preprocessor:
             )
 
     def _place(self, frame_w: int, frame_h: int, dtype: type[np.generic]) -> LetterboxInfo:
-        """Placement for this frame size; re-pads the buffers only when the size changes."""
+        """Placement for this frame size; re-pads the buffers only when the size changes
+        (when `fresh`, a new tensor every call)."""
         if frame_w < 1 or frame_h < 1:
             raise BadInputError(f"image: expected a non-empty image, got {frame_w}x{frame_h}")
-        if self._frame_size == (frame_w, frame_h):
-            return self._info
-        spec = self._spec
-        geometry = letterbox_geometry if spec.letterbox else stretch_geometry
-        info = geometry(frame_w, frame_h, spec.width, spec.height)
-        self._tensor[0] = self._pad
-        self._planes = np.empty((spec.channels, info.resized_h, info.resized_w), dtype)
-        self._frame_size, self._info = (frame_w, frame_h), info
-        return info
+        if self._frame_size != (frame_w, frame_h):
+            spec = self._spec
+            geometry = letterbox_geometry if spec.letterbox else stretch_geometry
+            info = geometry(frame_w, frame_h, spec.width, spec.height)
+            self._planes = np.empty((spec.channels, info.resized_h, info.resized_w), dtype)
+            self._frame_size, self._info = (frame_w, frame_h), info
+            if not self._fresh:
+                self._tensor[0] = self._pad
+        if self._fresh:
+            self._tensor = self._new_tensor()
+        return self._info
+
+    def _new_tensor(self) -> npt.NDArray[np.float32]:
+        """A new input tensor with its border (only) padded: half the work of padding all
+        of it and copying the result out."""
+        info, spec = self._info, self._spec
+        tensor = np.empty((1, spec.channels, spec.height, spec.width), np.float32)
+        bottom, right = info.pad_y + info.resized_h, info.pad_x + info.resized_w
+        for rows, cols in (
+            (slice(0, info.pad_y), slice(None)),
+            (slice(bottom, None), slice(None)),
+            (slice(info.pad_y, bottom), slice(0, info.pad_x)),
+            (slice(info.pad_y, bottom), slice(right, None)),
+        ):
+            tensor[0, :, rows, cols] = self._pad
+        return tensor
 
     def _write(self, planes: ImageArray) -> None:
         info = self._info

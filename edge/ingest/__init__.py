@@ -39,8 +39,12 @@ def read_limited(path: Path, max_bytes: int) -> bytes:
         raise BadInputError(f"{path}: file too large ({size} bytes, limit {max_bytes})")
     try:
         with path.open("rb") as f:
-            # One byte past the limit tells a file that grew since stat() from one that fits.
-            data = f.read(max_bytes + 1)
+            # What stat() saw and one byte more (asking for the limit would allocate it: 0.6 ms
+            # per call at 256 MiB, against 0.14 for a 700 KB file); a file that grew since is
+            # read on to one byte past the limit, which tells one over the limit from one that fits.
+            data = f.read(size + 1)
+            if len(data) > size:
+                data += f.read(max_bytes + 1 - len(data))
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read file ({one_line(exc)})") from None
     if len(data) > max_bytes:

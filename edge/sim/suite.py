@@ -160,10 +160,18 @@ class StandardDataset:
 
 
 def _write_png(folder: Path, rel: str, pixels: Any, files: dict[str, str]) -> None:
-    # Level 1: these files are written once and read at every test; deflate level barely
-    # changes their size (noisy pixels) but level 3 takes twice as long to write.
+    # These files are written once and read at every test, on the cores the model runs on,
+    # so they are made quick to decode. Deflate level 1: higher levels barely shrink noisy
+    # pixels but take twice as long to write. One fixed row filter instead of libpng's
+    # per-row choice: no filter for the 8-bit pseudo-colour (24% smaller, decoded in 12 ms
+    # instead of 17 at 1000x906), "up" for the 16-bit planes (same size, 14 ms instead of 19).
+    row_filter = (
+        cv2.IMWRITE_PNG_FILTER_UP if pixels.dtype == np.uint16 else cv2.IMWRITE_PNG_FILTER_NONE
+    )
     ok, buffer = cv2.imencode(
-        ".png", np.ascontiguousarray(pixels), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        ".png",
+        np.ascontiguousarray(pixels),
+        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, row_filter],
     )
     if not ok:
         raise OSError(f"PNG encoding failed for {rel}")

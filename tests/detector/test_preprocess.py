@@ -126,20 +126,27 @@ RGB_CASES = [
 ]
 
 
+@pytest.mark.parametrize("fresh", [False, True], ids=["reused", "fresh"])
 @pytest.mark.parametrize("input_spec", RGB_CASES)
-def test_rgb_tensor_equals_reference(input_spec: InputSpec) -> None:
+def test_rgb_tensor_equals_reference(input_spec: InputSpec, fresh: bool) -> None:
     rng = np.random.default_rng(2)
-    pre = Preprocessor(input_spec)
+    pre = Preprocessor(input_spec, fresh=fresh)
+    given: list[tuple[np.ndarray, np.ndarray]] = []
     # Several sizes in a row: a new size must re-pad what the previous frame covered.
-    for w, h in [(100, 70), (70, 100), (64, 48), (31, 97), (100, 70)]:
+    for w, h in [(100, 70), (70, 100), (64, 48), (31, 97), (100, 70), (100, 70)]:
         image = rng.integers(0, 256, (h, w, 3), np.uint8)
         tensor, info = pre.from_rgb(image)
+        given.append((tensor, tensor.copy()))
         assert tensor.shape == (1, 3, 48, 64) and tensor.dtype == np.float32
         expected = reference_tensor(image, input_spec, input_spec.pad_value)
         np.testing.assert_allclose(tensor, expected, rtol=1e-6, atol=1e-6)
         geometry = letterbox(image, 64, 48, 0)[1] if input_spec.letterbox else None
         if geometry is not None:
             assert info == geometry
+    if fresh:  # every tensor the caller's own: later calls leave it alone
+        assert len({id(t) for t, _ in given}) == len(given)
+        for tensor, copy in given:
+            np.testing.assert_array_equal(tensor, copy)
 
 
 @pytest.mark.parametrize(
@@ -152,9 +159,10 @@ def test_rgb_tensor_equals_reference(input_spec: InputSpec) -> None:
         ),
     ],
 )
-def test_dual_energy_tensor_pads_with_air(input_spec: InputSpec) -> None:
+@pytest.mark.parametrize("fresh", [False, True], ids=["reused", "fresh"])
+def test_dual_energy_tensor_pads_with_air(input_spec: InputSpec, fresh: bool) -> None:
     rng = np.random.default_rng(3)
-    pre = Preprocessor(input_spec)
+    pre = Preprocessor(input_spec, fresh=fresh)
     for w, h in [(90, 40), (40, 90)]:
         high = rng.integers(0, 65536, (h, w), np.uint16)
         low = rng.integers(0, 65536, (h, w), np.uint16)
