@@ -67,6 +67,7 @@ FAULTS = {
 }
 GARBAGE_BYTES = 1 << 20
 READ_TIMEOUT_S = 0.05
+STOP_GRACE_S = 0.5  # stop(): how long a blocked write may go on before it is cut short
 RECENT_BAGS = 4  # rendered bags kept for a resend (a full-size bag is about 3 MB)
 
 
@@ -221,6 +222,7 @@ class ScannerEmulator:
         self._stop = threading.Event()
         self._halt = threading.Event()  # stop(): send no more bags
         self._drain = False  # stop(drain=True): await the answers to the bags sent
+        self._cut = threading.Event()  # stop(): writes blocked past STOP_GRACE_S given up
         self._port: serial.SerialBase | None = None
         self._bags: dict[str, _Bag] = {}
         self._awaiting: collections.deque[str] = collections.deque()  # END sent, unanswered
@@ -283,13 +285,27 @@ class ScannerEmulator:
         self._serve_resends(until=None)
 
     def stop(self, drain: bool = False) -> None:
-        """Send no further bags; `run` returns once the bag in flight is sent, or with
-        `drain` (a scanner at the end of a shift) once every bag sent so far is answered
-        (ACK and RESULT, resends included) or the appliance stays silent for timeout_s."""
+        """Send no further bags; `run` returns once the bag in flight is sent (a write still
+        blocked STOP_GRACE_S later, nobody reading, is cut short instead of waiting out its
+        write timeout), or with `drain` (a scanner at the end of a shift) once every bag sent
+        so far is answered (ACK and RESULT, resends included) or the appliance stays silent
+        for timeout_s."""
         with self._state:
             self._drain = drain
             self._halt.set()
             self._state.notify_all()
+        if not drain:
+            timer = threading.Timer(STOP_GRACE_S, self._cut_writes)
+            timer.daemon = True
+            timer.start()
+
+    def _cut_writes(self) -> None:
+        self._cut.set()
+        port = self._port
+        if port is not None:
+            # pyserial's POSIX ports can abort a blocked write; other URL handlers cannot.
+            with contextlib.suppress(AttributeError, serial.SerialException, OSError):
+                port.cancel_write()
 
     def _serve_resends(self, until: float | None) -> None:
         """Resend rejected bags until `until`; None: until every answer is in, or none came
@@ -420,6 +436,8 @@ class ScannerEmulator:
     def _write(self, out: _Out) -> None:
         assert self._port is not None
         with self._write_lock:
+            if self._cut.is_set():
+                return  # stopped, and the appliance was not reading: the rest is not sent
             # Encoded here rather than with encode_packet: faults need packets it refuses.
             wire = cobs_encode(pack_packet(out.type, self._seq.next(), out.payload)) + DELIMITER
             if out.mangle is not None:

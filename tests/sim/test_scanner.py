@@ -19,7 +19,13 @@ import serial
 from edge.errors import EdgeError
 from edge.ingest.frame_assembler import AssembledFrame
 from edge.ingest.serial_link import FrameOutcome, ScannerLink
-from edge.sim.scanner import FAULTS, PtyPair, ScannerEmulator, main_simulate_scanner
+from edge.sim.scanner import (
+    FAULTS,
+    EmulatorReport,
+    PtyPair,
+    ScannerEmulator,
+    main_simulate_scanner,
+)
 from edge.sim.scene import simulate_bag
 
 
@@ -245,3 +251,21 @@ def test_pty_pair_carries_bytes_both_ways_and_unplugs() -> None:
             b.read(1)
     a.close()
     b.close()
+
+
+def test_plain_stop_cuts_a_write_nobody_reads_short() -> None:
+    """The appliance gone (nothing reads the line): stop() returns run() within the grace
+    period, not after the write timeout; the report says what was sent."""
+    with PtyPair() as pty:
+        emulator = ScannerEmulator(pty.paths[1], rate_hz=0, bags=5, seed=500, timeout_s=30.0)
+        reports: list[EmulatorReport] = []
+        sender = threading.Thread(target=lambda: reports.append(emulator.run()))
+        sender.start()
+        time.sleep(1.5)  # the first full-size bag (~3 MB) fills the line and its write blocks
+        stopped = time.monotonic()
+        emulator.stop()
+        sender.join(30)
+        took = time.monotonic() - stopped
+        assert not sender.is_alive() and reports
+        assert took < 5.0, f"stop took {took:.1f} s: the blocked write waited out its timeout"
+        assert reports[0].sent == 1 and reports[0].stored == 0
