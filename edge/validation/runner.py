@@ -168,7 +168,7 @@ def _prepared(
     """The images read, checked and preprocessed on a second thread, PREFETCH ahead; the
     frames of the images in `keep` come along (for the checks that screen them again).
     Not at a lower priority: a niced thread descheduled while it holds the GIL stalls the
-    model's thread (tried: session.run itself took 23% longer)."""
+    model's thread (tried: session.run took 4-23% longer)."""
     preprocessor = detector.preprocessor()  # used by the reading thread only
 
     def made() -> Iterator[tuple[SuiteImage, PreparedFrame, Frame | None]]:
