@@ -223,6 +223,8 @@ class ScannerEmulator:
         self._halt = threading.Event()  # stop(): send no more bags
         self._drain = False  # stop(drain=True): await the answers to the bags sent
         self._cut = threading.Event()  # stop(): writes blocked past STOP_GRACE_S given up
+        self._cut_timer: threading.Timer | None = None
+        self._port_lock = threading.Lock()  # closing the port vs cancelling its write
         self._port: serial.SerialBase | None = None
         self._bags: dict[str, _Bag] = {}
         self._awaiting: collections.deque[str] = collections.deque()  # END sent, unanswered
@@ -256,9 +258,12 @@ class ScannerEmulator:
             self._report.aborted = f"port failed: {one_line(exc)}"
         finally:
             self._stop.set()
+            with self._state:
+                if self._cut_timer is not None:
+                    self._cut_timer.cancel()
             for thread in threads:
                 thread.join(5.0)
-            with contextlib.suppress(serial.SerialException, OSError):
+            with self._port_lock, contextlib.suppress(serial.SerialException, OSError):
                 self._port.close()
         return self._finish_report()
 
@@ -285,27 +290,37 @@ class ScannerEmulator:
         self._serve_resends(until=None)
 
     def stop(self, drain: bool = False) -> None:
-        """Send no further bags; `run` returns once the bag in flight is sent (a write still
-        blocked STOP_GRACE_S later, nobody reading, is cut short instead of waiting out its
-        write timeout), or with `drain` (a scanner at the end of a shift) once every bag sent
-        so far is answered (ACK and RESULT, resends included) or the appliance stays silent
-        for timeout_s."""
+        """Send no further bags; `run` returns once the bag in flight is sent, or with
+        `drain` (a scanner at the end of a shift) once every bag sent so far is answered
+        (ACK and RESULT, resends included) or the appliance stays silent for timeout_s.
+        Without drain, a bag still being written STOP_GRACE_S later is cut short (the
+        appliance is gone or stuck: its write would otherwise wait out the write timeout).
+        An emulator runs once."""
         with self._state:
             self._drain = drain
             self._halt.set()
             self._state.notify_all()
-        if not drain:
-            timer = threading.Timer(STOP_GRACE_S, self._cut_writes)
-            timer.daemon = True
-            timer.start()
+            if self._cut_timer is not None:
+                self._cut_timer.cancel()
+                self._cut_timer = None
+            if drain:
+                self._cut.clear()  # a drain asked for after a plain stop writes again
+            elif not self._stop.is_set():
+                self._cut_timer = threading.Timer(STOP_GRACE_S, self._cut_writes)
+                self._cut_timer.daemon = True
+                self._cut_timer.start()
 
     def _cut_writes(self) -> None:
-        self._cut.set()
-        port = self._port
-        if port is not None:
-            # pyserial's POSIX ports can abort a blocked write; other URL handlers cannot.
-            with contextlib.suppress(AttributeError, serial.SerialException, OSError):
-                port.cancel_write()
+        with self._state:
+            if self._drain or self._stop.is_set():
+                return
+            self._cut.set()
+        with self._port_lock:
+            port = self._port
+            if port is not None and port.is_open:
+                # pyserial's POSIX ports can abort a blocked write; other URL handlers cannot.
+                with contextlib.suppress(AttributeError, serial.SerialException, OSError):
+                    port.cancel_write()
 
     def _serve_resends(self, until: float | None) -> None:
         """Resend rejected bags until `until`; None: until every answer is in, or none came

@@ -7,7 +7,7 @@ greyscale planes). Those are decoded here: the IDAT chunks joined, inflated by l
 (4.5 ms for a 1000x906 RGB image where zlib, inside libpng or Python's module, takes 10-15,
 and it lets go of the GIL once per image instead of once per buffer it grows), the rows'
 filter undone with numpy. Nothing else is guessed at: another colour type or depth,
-interlacing, rows with the sub, average or Paeth filter or with mixed filters, a chunk running
+interlacing, an EXIF orientation, rows with the sub, average or Paeth filter or with mixed filters, a chunk running
 past the end, a stream that does not inflate to exactly the size the header gives or fails
 its Adler-32 check: decode_png returns None and the caller falls back to the general
 decoders, which say what is wrong. Chunk CRCs are not checked: a suite's files are
@@ -31,27 +31,31 @@ LAYOUTS = {(8, RGB): 3, (16, GREY): 2}  # (bit depth, colour type) -> bytes per 
 def png_header(data: bytes) -> tuple[int, int, int, int] | None:
     """(width, height, bit depth, colour type) from a PNG's IHDR, or None when `data`
     does not start as a PNG."""
-    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[8:16] != b"\0\0\0\rIHDR":
         return None
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     return width, height, depth, colour
 
 
 def _image_data(data: bytes) -> bytes | None:
-    """The IDAT chunks' contents joined, or None when a chunk runs past the end or IEND
-    never comes."""
+    """The IDAT chunks' contents joined, or None when a chunk runs past the end, the IDAT
+    chunks are not consecutive, IEND never comes, or an eXIf chunk is there (OpenCV turns
+    the image as its orientation says; that is left to OpenCV)."""
     parts: list[bytes] = []
     pos = len(PNG_SIGNATURE)
+    previous = b""
     while pos + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, pos)
         end = pos + 8 + length
-        if end + 4 > len(data):
+        if end + 4 > len(data) or kind == b"eXIf":
             return None
         if kind == b"IDAT":
+            if parts and previous != b"IDAT":
+                return None
             parts.append(data[pos + 8 : end])
         elif kind == b"IEND":
             return b"".join(parts) if parts else None
-        pos = end + 4
+        previous, pos = kind, end + 4
     return None
 
 

@@ -10,10 +10,11 @@ a frame's latency still counts its preprocessing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,7 @@ def _prepared(
     images: Sequence[SuiteImage],
     channels: bool,
     keep: Collection[str],
-) -> Iterator[tuple[SuiteImage, PreparedFrame, Frame | None]]:
+) -> Generator[tuple[SuiteImage, PreparedFrame, Frame | None], None, None]:
     """The images read, checked and preprocessed on a second thread, PREFETCH ahead; the
     frames of the images in `keep` come along (for the checks that screen them again).
     Not at a lower priority: a niced thread descheduled while it holds the GIL stalls the
@@ -194,7 +195,6 @@ def run_model(
     kept: dict[str, Frame] = {}
     channels = info.representation == "dual_energy"
     total = len(suite.images)
-    prepared = _prepared(detector, suite, suite.images, channels, frozenset(keep))
     # Each frame's outputs are decoded on a third thread while the model runs on the next
     # (bench_validation (b): the main thread's 1.1 ms of decode and NMS per frame was 2% of
     # a test); at most FINISHING frames wait there, and they are collected in suite order.
@@ -206,7 +206,13 @@ def run_model(
             ref, run.detections, sum(run.timings_ms.values()), run.timings_ms["inference"]
         )
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-test-finish") as pool:
+    # closing: an error here stops the reading thread at once, not when garbage is collected.
+    with (
+        contextlib.closing(
+            _prepared(detector, suite, suite.images, channels, frozenset(keep))
+        ) as prepared,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-test-finish") as pool,
+    ):
         for done, (image, ready, frame) in enumerate(prepared, start=1):
             finishing.append(
                 (image.ref, pool.submit(detector.finish, detector.infer_prepared(ready)))

@@ -145,6 +145,21 @@ def test_damaged_files_are_refused_not_misread() -> None:
             zlib.compress(b"".join(b"\x07" + bytes(120) for _ in range(30)))
         ),
         "chunk longer than the file": good[:33] + struct.pack(">I", 2**31) + good[37:],
+        "IHDR of the wrong length": good[:11] + b"\x0e" + good[12:],
+        "IDAT chunks apart": assemble(
+            [parts[0], (b"IDAT", idat[:50]), (b"tEXt", b"a\x00b"), (b"IDAT", idat[50:]), parts[-1]]
+        ),
+        # OpenCV turns an image as its EXIF orientation says: left to OpenCV.
+        "EXIF orientation": assemble(
+            [
+                parts[0],
+                (
+                    b"eXIf",
+                    b"MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x02\x00\x00\x00\x00\x00\x00",
+                ),
+                *parts[1:],
+            ]
+        ),
         "not a PNG": b"GIF89a" + good[6:],
         "empty": b"",
     }

@@ -5,12 +5,14 @@ against itself, and a small random change on a small slice is called noise."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge.detector import Detector
+from edge.detector.detector import DetectionRun, RawRun
 from edge.errors import BadInputError
 from edge.validation.gates import decide
 from edge.validation.regression import (
@@ -161,3 +163,22 @@ def test_run_regression_refuses_a_model_without_a_suite_class(suite: Suite, tmp_
     (narrow / "manifest.json").write_text(manifest)
     with pytest.raises(BadInputError, match="category 'bottle' is not a class of the model"):
         run_regression(narrow, suite.root)
+
+
+def test_a_failure_mid_run_surfaces_and_stops_the_reading_thread(
+    suite: Suite, demo: tuple[Detector, ModelRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    detector, run = demo
+    real, calls = detector.finish, []
+
+    def failing(raw: RawRun) -> DetectionRun:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("decoding the third frame failed")
+        return real(raw)
+
+    monkeypatch.setattr(detector, "finish", failing)
+    with pytest.raises(RuntimeError, match="third frame"):
+        run_model(detector, run.model, suite)
+    # Stopped with the run, not left reading ahead until the traceback is collected.
+    assert not [t for t in threading.enumerate() if t.name == "edge-test-read"]
