@@ -161,7 +161,7 @@ class StandardDataset:
 
 def _write_png(folder: Path, rel: str, pixels: Any, files: dict[str, str]) -> None:
     # These files are written once and read at every test, on the cores the model runs on,
-    # so they are made quick to decode (edge/validation/png_read.py): one fixed row filter
+    # so they are made quick to decode (edge/ingest/png_quick.py): one fixed row filter
     # instead of libpng's choice per row. The 8-bit pseudo-colour: no filter, deflate level 3
     # (three 1000-wide images: 581 KB and 6.2 ms to decode, 52 ms to write; level 1 668 KB,
     # 7.4 ms, 29 ms; libpng's per-row choice at level 1 made ~1 MB that took 17 ms). The

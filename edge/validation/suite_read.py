@@ -4,7 +4,7 @@ and decoded from those same bytes.
 A test reads every image of a suite while the model runs on the previous ones, on the same
 cores, so what reading costs slows the inference beside it. Reading the file once (not once
 to hash and again to decode) and decoding the suite's usual formats (8-bit RGB PNG, 16-bit
-greyscale PNG pairs) with png_read where the file is in the layout `edge simulate suite`
+greyscale PNG pairs) with edge.ingest.png_quick where the file is in the layout `edge simulate suite`
 writes, else with OpenCV, which decodes straight into one array where Pillow copies it twice
 more, cuts that cost to a third. The checks stay: every file's SHA-256, the size and pixel
 limits, the PNG header (bit depth and colour type) before decoding; anything else (JPEG,
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from edge.frames import Frame
 from edge.ingest import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, check_pixel_count, read_limited
 from edge.ingest.images import load_image
-from edge.validation.png_read import decode_png, png_header
+from edge.ingest.png_quick import decode_png, png_header
 from edge.validation.suite import Suite, SuiteError, SuiteImage
 
 PNG_GREY, PNG_RGB = 0, 2  # IHDR colour types
@@ -45,7 +45,7 @@ def read_verified(path: Path, suite: Suite) -> bytes:
 
 def _png(path: Path, data: bytes, depth: int, colour: int) -> npt.NDArray[np.generic] | None:
     """The decoded pixels when `data` is a PNG of that bit depth and colour type that
-    png_read (the layouts suites are written in) or else OpenCV decodes to the size its
+    edge.ingest.png_quick (the layouts suites are written in) or else OpenCV decodes to the size its
     header gives; else None."""
     header = png_header(data)
     if header is None or header[2:] != (depth, colour):

@@ -1,17 +1,18 @@
-"""A quick decoder for the PNG layouts suites are written in.
+"""A quick decoder for the PNG layouts this project writes for itself.
 
-A test decodes every suite image on the cores the model runs on, so decoding is what its
-time above inference is mostly made of. `edge simulate suite` writes non-interlaced PNGs
-whose rows all use one cheap filter (none for the 8-bit RGB pseudo-colour, up for the 16-bit
-greyscale planes). Those are decoded here: the IDAT chunks joined, inflated by libdeflate
-(4.5 ms for a 1000x906 RGB image where zlib, inside libpng or Python's module, takes 10-15,
-and it lets go of the GIL once per image instead of once per buffer it grows), the rows'
-filter undone with numpy. Nothing else is guessed at: another colour type or depth,
-interlacing, an EXIF orientation, rows with the sub, average or Paeth filter or with mixed filters, a chunk running
-past the end, a stream that does not inflate to exactly the size the header gives or fails
-its Adler-32 check: decode_png returns None and the caller falls back to the general
-decoders, which say what is wrong. Chunk CRCs are not checked: a suite's files are
-SHA-256-checked before they get here, and the stream carries its own checksum.
+The image log keeps each channel as an unfiltered PNG (edge.store.images, level 0) and
+`edge simulate suite` writes non-interlaced PNGs whose rows all use one cheap filter (none
+for the 8-bit RGB pseudo-colour, up for the 16-bit greyscale planes); the image views and
+`edge test` read those files on the cores the model runs on. They are decoded here: the
+IDAT chunks joined, inflated by libdeflate (4.5 ms for a 1000x906 RGB image where zlib,
+inside libpng or Python's module, takes 10-15, and it lets go of the GIL once per image
+instead of once per buffer it grows), the rows' filter undone with numpy. Nothing else is
+guessed at: another colour type or depth, interlacing, an EXIF orientation, rows with the
+sub, average or Paeth filter or with mixed filters, more pixels than the limit, a chunk
+running past the end, a stream that does not inflate to exactly the size the header gives
+or fails its Adler-32 check: decode_png returns None and the caller falls back to the
+general decoders, which say what is wrong. Chunk CRCs are not checked: the callers check
+the file's or the pixels' SHA-256, and the stream carries its own checksum.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import deflate
 import numpy as np
 import numpy.typing as npt
 
+from edge.ingest import DEFAULT_MAX_PIXELS
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GREY, RGB = 0, 2  # IHDR colour types
+CHANNELS = {GREY: 1, RGB: 3}
 NONE, UP = 0, 2  # the row filter types decoded here
-LAYOUTS = {(8, RGB): 3, (16, GREY): 2}  # (bit depth, colour type) -> bytes per pixel
 
 
 def png_header(data: bytes) -> tuple[int, int, int, int] | None:
@@ -78,34 +81,39 @@ def _unfilter(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
     return out
 
 
-def decode_png(data: bytes) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16] | None:
-    """(H, W, 3) uint8 RGB or (H, W) uint16 pixels of a PNG in a layout this module
-    decodes; None for any other (the caller's general decoder takes those). The caller
-    checks the header's size against its pixel limit before calling."""
+def decode_png(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16] | None:
+    """(H, W) or (H, W, 3) uint8 or uint16 pixels (RGB order, native byte order) of an 8- or
+    16-bit grey or RGB PNG in a layout this module decodes; None for any other, and for a
+    header asking for more than `max_pixels` (the caller's general decoder takes those)."""
     header = png_header(data)
     if header is None:
         return None
     width, height, depth, colour = header
-    bpp = LAYOUTS.get((depth, colour))
+    channels = CHANNELS.get(colour)
     compression, filter_method, interlace = data[26:29]
-    if bpp is None or (compression, filter_method, interlace) != (0, 0, 0):
+    if (
+        channels is None
+        or depth not in (8, 16)
+        or (compression, filter_method, interlace) != (0, 0, 0)
+    ):
         return None
-    if width == 0 or height == 0:
+    if not 0 < width * height <= max_pixels:
         return None
     stream = _image_data(data)
     if stream is None:
         return None
-    expected = height * (1 + width * bpp)
+    row_bytes = 1 + width * channels * depth // 8
+    expected = height * row_bytes
     try:
         raw = deflate.zlib_decompress(stream, expected)
     except deflate.DeflateError:
         return None
     if len(raw) != expected:
         return None
-    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + width * bpp)
-    body = _unfilter(rows)
+    body = _unfilter(np.frombuffer(raw, np.uint8).reshape(height, row_bytes))
     if body is None:
         return None
-    if colour == RGB:
-        return body.reshape(height, width, 3)
-    return body.view(">u2").astype(np.uint16)
+    pixels = body.view(">u2").astype(np.uint16) if depth == 16 else body
+    return pixels.reshape((height, width) if channels == 1 else (height, width, channels))

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from edge.validation.png_read import decode_png, png_header
+from edge.ingest.png_quick import decode_png, png_header
 
 FILTERS = {
     "none": cv2.IMWRITE_PNG_FILTER_NONE,
@@ -58,7 +58,7 @@ def assemble(parts: list[tuple[bytes, bytes]]) -> bytes:
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 37), (29, 1), (64, 48), (301, 517)])
 @pytest.mark.parametrize("row_filter", ["none", "up"])
-def test_same_pixels_as_opencv_for_rgb_and_16_bit_grey(
+def test_same_pixels_as_opencv_for_8_and_16_bit_grey_and_rgb(
     shape: tuple[int, int], row_filter: str
 ) -> None:
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
@@ -66,7 +66,8 @@ def test_same_pixels_as_opencv_for_rgb_and_16_bit_grey(
     ramp = np.linspace(0, 1, shape[0] * shape[1]).reshape(shape)
     rgb = (ramp[..., None] * 200 + rng.integers(0, 56, (*shape, 3))).astype(np.uint8)
     grey = (ramp * 60000 + rng.integers(0, 5000, shape)).astype(np.uint16)
-    for pixels in (rgb, grey):
+    rgb16 = (ramp[..., None] * 60000 + rng.integers(0, 5000, (*shape, 3))).astype(np.uint16)
+    for pixels in (rgb, grey, (grey >> 8).astype(np.uint8), rgb16):
         data = encode(pixels, row_filter)
         got = decode_png(data)
         assert got is not None
@@ -100,7 +101,7 @@ def test_mixed_row_filters_and_other_layouts_are_left_to_the_general_decoder() -
     # Pillow picks a filter per row (adaptive), and writes the other layouts below.
     layouts = [
         Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)),  # mixed filters
-        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)),  # 8-bit grey
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).convert("LA"),  # +alpha
         Image.fromarray(rng.integers(0, 255, (16, 16, 4), dtype=np.uint8)),  # RGBA
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).convert("P"),
     ]
@@ -139,6 +140,10 @@ def test_damaged_files_are_refused_not_misread() -> None:
         "header says taller": with_ihdr(taller),
         "header says shorter": with_ihdr(shorter),
         "zero width": with_ihdr(struct.pack(">II", 0, 30) + ihdr[8:]),
+        # 10^10 pixels: refused before anything is allocated (the stream is only 30x40).
+        "header asks for too many pixels": with_ihdr(
+            struct.pack(">II", 100_000, 100_000) + ihdr[8:]
+        ),
         "unknown compression": with_ihdr(ihdr[:10] + b"\x01" + ihdr[11:]),
         "interlaced (Adam7)": with_ihdr(ihdr[:12] + b"\x01"),
         "bad filter byte": with_idat(
