@@ -45,15 +45,6 @@ class PreparedFrame:
     preprocess_ms: float
 
 
-@dataclass(frozen=True)
-class RawRun:
-    """A prepared frame's raw model outputs (`Detector.infer_prepared`), not yet decoded."""
-
-    outputs: list[npt.NDArray[np.generic]]
-    prepared: PreparedFrame
-    inference_ms: float
-
-
 class Detector:
     """One model ready to screen frames. `detect` is serialised by a lock: the input buffer is
     reused between calls, and one session already uses every core it was given."""
@@ -202,39 +193,6 @@ class Detector:
             lambda: (prepared.tensor, prepared.info), prepared.frame_hw, prepared.preprocess_ms
         )
 
-    def infer_prepared(self, prepared: PreparedFrame) -> RawRun:
-        """Inference alone on a prepared frame; `finish` decodes its outputs. A batch run
-        finishes one frame on another thread while the model runs on the next."""
-        with self._lock:
-            t0 = time.perf_counter()
-            outputs = self._infer(prepared.tensor)
-            inference_ms = (time.perf_counter() - t0) * 1e3
-        return RawRun(outputs, prepared, inference_ms)
-
-    def finish(self, raw: RawRun) -> DetectionRun:
-        """The detections of `infer_prepared`'s outputs (decode, NMS, boxes in frame pixels);
-        safe on any thread (nothing shared is written)."""
-        t0 = time.perf_counter()
-        detections = self._detections(raw.outputs, raw.prepared.info, raw.prepared.frame_hw)
-        return DetectionRun(
-            detections,
-            {
-                "preprocess": raw.prepared.preprocess_ms,
-                "inference": raw.inference_ms,
-                "postprocess": (time.perf_counter() - t0) * 1e3,
-            },
-        )
-
-    def _detections(
-        self,
-        outputs: list[npt.NDArray[np.generic]],
-        info: LetterboxInfo,
-        frame_hw: tuple[int, ...],
-    ) -> Detections:
-        found = self._decode(outputs, self._params)
-        boxes = unletterbox_boxes(found.boxes, info, frame_hw[1], frame_hw[0])
-        return Detections(boxes, found.scores, found.class_ids)
-
     def detect_rgb(self, rgb: npt.NDArray[np.uint8]) -> DetectionRun:
         """Detections for an (H, W, 3) uint8 RGB pseudo-colour image, boxes in its pixels."""
         return self._run(lambda: self._preprocessor.from_rgb(rgb), rgb.shape[:2])
@@ -251,7 +209,9 @@ class Detector:
             t1 = time.perf_counter()
             outputs = self._infer(tensor)
             t2 = time.perf_counter()
-            detections = self._detections(outputs, info, frame_hw)
+            found = self._decode(outputs, self._params)
+            boxes = unletterbox_boxes(found.boxes, info, frame_hw[1], frame_hw[0])
+            detections = Detections(boxes, found.scores, found.class_ids)
             t3 = time.perf_counter()
         return DetectionRun(
             detections,

@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.detector import Detector
-from edge.detector.detector import DetectionRun, PreparedFrame
+from edge.detector.detector import PreparedFrame
 from edge.detector.manifest import ModelSpec, bind_graph, read_model_dir
 from edge.detector.session import create_session, graph_tensors
 from edge.errors import BadInputError
@@ -35,7 +33,6 @@ from edge.validation.suite_read import load_suite_image
 from edge.validation.thresholds import Judged, ThresholdRule
 
 PREFETCH = 3
-FINISHING = 3
 Progress = Callable[[int, int], None]
 
 
@@ -195,36 +192,22 @@ def run_model(
     kept: dict[str, Frame] = {}
     channels = info.representation == "dual_energy"
     total = len(suite.images)
-    # Each frame's outputs are decoded on a third thread while the model runs on the next
-    # (bench_validation (b): the main thread's 1.1 ms of decode and NMS per frame was 2% of
-    # a test); at most FINISHING frames wait there, and they are collected in suite order.
-    finishing: deque[tuple[str, Future[DetectionRun]]] = deque()
-
-    def collect(ref: str, future: Future[DetectionRun]) -> None:
-        run = future.result()
-        results[ref] = FrameResult(
-            ref, run.detections, sum(run.timings_ms.values()), run.timings_ms["inference"]
-        )
-
     # closing: an error here stops the reading thread at once, not when garbage is collected.
-    with (
-        contextlib.closing(
-            _prepared(detector, suite, suite.images, channels, frozenset(keep))
-        ) as prepared,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-test-finish") as pool,
-    ):
+    with contextlib.closing(
+        _prepared(detector, suite, suite.images, channels, frozenset(keep))
+    ) as prepared:
         for done, (image, ready, frame) in enumerate(prepared, start=1):
-            finishing.append(
-                (image.ref, pool.submit(detector.finish, detector.infer_prepared(ready)))
+            run = detector.detect_prepared(ready)
+            results[image.ref] = FrameResult(
+                image.ref,
+                run.detections,
+                sum(run.timings_ms.values()),
+                run.timings_ms.get("inference", 0.0),
             )
-            if len(finishing) > FINISHING:
-                collect(*finishing.popleft())
             if frame is not None:
                 kept[image.ref] = frame
             if progress is not None:
                 progress(done, total)
-        while finishing:
-            collect(*finishing.popleft())
     return ModelRun(
         info, suite.name, suite.sha256, suite.label_version, results,
         time.perf_counter() - start, kept,

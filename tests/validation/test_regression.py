@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.detector import Detector
-from edge.detector.detector import DetectionRun, RawRun
+from edge.detector.detector import DetectionRun, PreparedFrame
 from edge.errors import BadInputError
 from edge.validation.gates import decide
 from edge.validation.regression import (
@@ -169,16 +169,18 @@ def test_a_failure_mid_run_surfaces_and_stops_the_reading_thread(
     suite: Suite, demo: tuple[Detector, ModelRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     detector, run = demo
-    real, calls = detector.finish, []
+    real, calls = detector.detect_prepared, []
 
-    def failing(raw: RawRun) -> DetectionRun:
+    def failing(prepared: PreparedFrame) -> DetectionRun:
         calls.append(1)
         if len(calls) == 3:
-            raise RuntimeError("decoding the third frame failed")
-        return real(raw)
+            raise RuntimeError("screening the third frame failed")
+        return real(prepared)
 
-    monkeypatch.setattr(detector, "finish", failing)
-    with pytest.raises(RuntimeError, match="third frame"):
+    monkeypatch.setattr(detector, "detect_prepared", failing)
+    with pytest.raises(RuntimeError, match="third frame") as caught:
         run_model(detector, run.model, suite)
-    # Stopped with the run, not left reading ahead until the traceback is collected.
+    # Stopped with the run, not left reading ahead while its traceback is still held (as
+    # here, and by a caller that reports the error).
+    assert caught.traceback
     assert not [t for t in threading.enumerate() if t.name == "edge-test-read"]
